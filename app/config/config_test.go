@@ -1,0 +1,179 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte("temperature: 0.2\nsystem_prompt: from file\nidle_unload: 30s\napi:\n  addr: 127.0.0.1:9000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.Float64("temperature", 0, "")
+	fs.String("addr", "", "")
+	fs.String("system", "", "")
+	if err := fs.Parse([]string{"--addr", "localhost:9100"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(LoadOptions{Path: path, Flags: fs, Getenv: env(map[string]string{
+		"PHI4MAC_SYSTEM_PROMPT": "from env",
+		"PHI4MAC_API_ADDR":      "127.0.0.1:9050",
+		"PHI4MAC_API_KEY":       "sekrit",
+		"PHI4MAC_MAX_TOKENS":    "77",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Temperature != 0.2 { // file; flag not set by the user
+		t.Errorf("temperature = %g, want 0.2 from file", s.Temperature)
+	}
+	if s.SystemPrompt != "from env" {
+		t.Errorf("system prompt = %q, want env", s.SystemPrompt)
+	}
+	if s.API.Addr != "localhost:9100" {
+		t.Errorf("addr = %q, want flag", s.API.Addr)
+	}
+	if s.API.Token != "sekrit" || s.MaxTokens != 77 || s.IdleUnload != 30*time.Second {
+		t.Errorf("token %q max_tokens %d idle %s", s.API.Token, s.MaxTokens, s.IdleUnload)
+	}
+	if s.TopP != Defaults().TopP {
+		t.Errorf("top_p = %g, want default", s.TopP)
+	}
+}
+
+func TestLoadMissingFileIsDefaults(t *testing.T) {
+	s, err := Load(LoadOptions{Path: filepath.Join(t.TempDir(), "none.yaml"), Getenv: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.API.Addr != DefaultAddr || s.Temperature != 0.7 {
+		t.Errorf("got %+v", s)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"malformed yaml", "temperature: [1,\n", nil, "read settings"},
+		{"unknown key", "temprature: 1\n", nil, "temprature"},
+		{"wrong type", "context_length: lots\n", nil, "context_length"},
+		{"temperature range", "temperature: 3\n", nil, "temperature 3 is out of range"},
+		{"top_p range", "", map[string]string{"PHI4MAC_TOP_P": "0"}, "top_p 0 is out of range"},
+		{"remote without token", "api:\n  addr: 0.0.0.0:80\n", nil, "set api.token"},
+		{"bad addr", "api:\n  addr: nonsense\n", nil, "not host:port"},
+		{"wildcard origin", "api:\n  allowed_origins: ['*']\n", nil, "may not contain"},
+		{"negative idle", "idle_unload: -1s\n", nil, "idle_unload -1s is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(LoadOptions{Path: path, Getenv: env(tt.env)})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateListsAllProblems(t *testing.T) {
+	s := Defaults()
+	s.Temperature = -1
+	s.API.MaxQueue = 0
+	err := s.Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
+		t.Fatalf("err = %v, want 2 problems", err)
+	}
+}
+
+func TestSaveKeepsUnknownKeysAndRoundTrips(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "config.yaml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("gui:\n  theme: dark\napi:\n  extra: keep\ntemperature: 0.1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s := Defaults()
+	s.Temperature = 1.1
+	s.SystemPrompt = "Be brief."
+	s.IdleUnload = 90 * time.Second
+	if err := Save(path, s); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	for _, want := range []string{"theme: dark", "extra: keep", "temperature: 1.1", "Be brief."} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("saved file lacks %q:\n%s", want, b)
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode = %v, want 0640 kept", fi.Mode().Perm())
+	}
+	// The unknown keys make a strict Load fail, so load through a copy without them.
+	clean := filepath.Join(t.TempDir(), "c.yaml")
+	if err := Save(clean, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(LoadOptions{Path: clean, Getenv: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Temperature != 1.1 || got.SystemPrompt != "Be brief." || got.IdleUnload != 90*time.Second {
+		t.Errorf("round trip: %+v", got)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+func TestSaveRefusesToClobberBrokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	orig := []byte("temperature: [oops\n")
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(path, Defaults()); err == nil {
+		t.Fatal("Save overwrote a file it could not parse")
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(orig) {
+		t.Errorf("file changed: %q", b)
+	}
+	bad := Defaults()
+	bad.TopP = 5
+	if err := Save(filepath.Join(t.TempDir(), "x.yaml"), bad); err == nil {
+		t.Error("Save accepted invalid settings")
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST.": true, "app.localhost": true, "127.0.0.1": true,
+		"127.9.9.9": true, "::1": true, "[::1]": true, "0.0.0.0": false, "example.com": false,
+		"localhost.example.com": false, "10.0.0.1": false, "": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Save writes s to path (empty: DefaultPath) without losing anything the
+// user put there: keys phi4mac does not know are kept, a file that does not
+// parse is left untouched (an error is returned instead), and the new file
+// replaces the old one atomically (written to a temporary file in the same
+// directory, synced, then renamed), so a crash leaves either the old or the
+// new file, never half of one. Invalid settings are refused.
+func Save(path string, s Settings) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if path == "" {
+		p, err := DefaultPath()
+		if err != nil {
+			return err
+		}
+		path = p
+	}
+	doc := map[string]any{}
+	mode := os.FileMode(0o600)
+	if old, err := os.ReadFile(path); err == nil {
+		if err := yaml.Unmarshal(old, &doc); err != nil {
+			return fmt.Errorf("save settings: %s does not parse, not overwriting it: %w", path, err)
+		}
+		if doc == nil {
+			doc = map[string]any{}
+		}
+		if fi, err := os.Stat(path); err == nil {
+			mode = fi.Mode().Perm()
+		}
+	} else if !os.IsNotExist(err) {
+		return fmt.Errorf("save settings: %w", err)
+	}
+
+	var known map[string]any
+	b, err := yaml.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	if err := yaml.Unmarshal(b, &known); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	merge(doc, known)
+
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	return WriteFileAtomic(path, buf.Bytes(), mode)
+}
+
+// merge copies src into dst, descending into nested maps so that unknown
+// keys inside known sections survive.
+func merge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				merge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, creating the directory if needed.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	ok = true
+	return nil
+}
