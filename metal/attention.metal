@@ -1,0 +1,95 @@
+// Causal grouped-query attention over the F16 KV cache, split over the
+// sequence (flash-decoding): attn_partial computes, for each (head, token,
+// split), the running max, the softmax denominator and the unnormalised
+// weighted sum of values over its chunk of positions; attn_reduce combines
+// the splits. The same pair serves decode (n_tok = 1) and prefill (query
+// row t sees positions 0..pos0+t).
+// attn_partial grid: (n_heads, n_tok, n_split) threadgroups of 32 threads
+// (one simdgroup): lane j scores position base+j, then every lane
+// accumulates its own head dimensions. head_dim <= 256.
+#include <metal_stdlib>
+#include "args.h"
+using namespace metal;
+
+#define MAX_DIMS_PER_LANE 8
+
+kernel void attn_partial(device const float* qkv [[buffer(0)]],
+                         device const half* kcache [[buffer(1)]],
+                         device const half* vcache [[buffer(2)]],
+                         device float* part [[buffer(3)]],
+                         constant AttnArgs& a [[buffer(4)]],
+                         uint3 tg [[threadgroup_position_in_grid]],
+                         uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float probs[32];
+    uint h = tg.x, t = tg.y, sp = tg.z;
+    uint kvh = h / (a.n_heads / a.n_kv_heads);
+    uint kv_len = a.pos0 + t + 1;
+    uint start = sp * a.chunk;
+    uint end = min(start + a.chunk, kv_len);
+    device const float* q = qkv + t * a.q_stride + h * a.head_dim;
+    device const half* kh = kcache + ulong(kvh) * a.ctx * a.head_dim;
+    device const half* vh = vcache + ulong(kvh) * a.ctx * a.head_dim;
+    float m = -INFINITY, l = 0.0f;
+    float acc[MAX_DIMS_PER_LANE];
+    for (uint j = 0; j < MAX_DIMS_PER_LANE; j++) acc[j] = 0.0f;
+    for (uint base = start; base < end; base += 32) {
+        uint p = base + lane;
+        float score = -INFINITY;
+        if (p < end) {
+            device const half* k = kh + ulong(p) * a.head_dim;
+            float s = 0.0f;
+            for (uint d = 0; d < a.head_dim; d++) s += q[d] * float(k[d]);
+            score = s * a.scale;
+        }
+        float mnew = max(m, simd_max(score));
+        float pr = p < end ? exp(score - mnew) : 0.0f;
+        float corr = exp(m - mnew);
+        l = l * corr + simd_sum(pr);
+        m = mnew;
+        probs[lane] = pr;
+        simdgroup_barrier(mem_flags::mem_threadgroup);
+        uint n = min(32u, end - base);
+        for (uint j = 0; j < MAX_DIMS_PER_LANE; j++) {
+            uint d = lane + 32 * j;
+            if (d >= a.head_dim) break;
+            float s = acc[j] * corr;
+            for (uint i = 0; i < n; i++) s += probs[i] * float(vh[ulong(base + i) * a.head_dim + d]);
+            acc[j] = s;
+        }
+        simdgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    device float* out = part + ((ulong(t) * a.n_heads + h) * a.n_split + sp) * (2 + a.head_dim);
+    if (lane == 0) {
+        out[0] = m;
+        out[1] = l;
+    }
+    for (uint j = 0; j < MAX_DIMS_PER_LANE; j++) {
+        uint d = lane + 32 * j;
+        if (d < a.head_dim) out[2 + d] = acc[j];
+    }
+}
+
+// attn_reduce grid: (n_heads, n_tok) threadgroups of 32 threads.
+kernel void attn_reduce(device const float* part [[buffer(0)]],
+                        device float* dst [[buffer(1)]],
+                        constant AttnArgs& a [[buffer(2)]],
+                        uint2 tg [[threadgroup_position_in_grid]],
+                        uint lane [[thread_index_in_threadgroup]]) {
+    uint h = tg.x, t = tg.y;
+    device const float* p = part + (ulong(t) * a.n_heads + h) * a.n_split * (2 + a.head_dim);
+    float m = -INFINITY;
+    for (uint s = 0; s < a.n_split; s++) m = max(m, p[s * (2 + a.head_dim)]);
+    float l = 0.0f;
+    for (uint s = 0; s < a.n_split; s++) {
+        float ms = p[s * (2 + a.head_dim)];
+        if (ms > -INFINITY) l += p[s * (2 + a.head_dim) + 1] * exp(ms - m);
+    }
+    for (uint d = lane; d < a.head_dim; d += 32) {
+        float acc = 0.0f;
+        for (uint s = 0; s < a.n_split; s++) {
+            float ms = p[s * (2 + a.head_dim)];
+            if (ms > -INFINITY) acc += p[s * (2 + a.head_dim) + 2 + d] * exp(ms - m);
+        }
+        dst[t * a.dst_stride + h * a.head_dim + d] = acc / l;
+    }
+}
