@@ -13,4 +13,5 @@ type Source interface {
 
 var (
 	_ Source = (*GGUF)(nil)
+	_ Source = (*Safetensors)(nil)
 )

@@ -1,0 +1,123 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+// kvCache stores, per layer, keys and values as [kvHeads][ctx][headDim]
+// elements (F16 or F32), so each head's keys are contiguous.
+type kvCache struct {
+	spec engine.KVSpec
+	elem int      // bytes per element
+	k, v [][]byte // per layer
+}
+
+func (c *kvCache) Spec() engine.KVSpec { return c.spec }
+func (c *kvCache) Bytes() int64 {
+	return 2 * int64(c.spec.Layers) * int64(c.spec.KVHeads) * int64(c.spec.Ctx) * int64(c.spec.HeadDim) * int64(c.elem)
+}
+func (c *kvCache) Close() error { c.k, c.v = nil, nil; return nil }
+
+// slot returns the bytes of position p of head g in one layer's k or v.
+func (c *kvCache) slot(layer []byte, g, p int) []byte {
+	hd := c.spec.HeadDim
+	off := ((g*c.spec.Ctx + p) * hd) * c.elem
+	return layer[off : off+hd*c.elem]
+}
+
+// NewKVCache allocates a zeroed cache.
+func (b *Backend) NewKVCache(spec engine.KVSpec) (engine.KVCache, error) {
+	var elem int
+	switch spec.Type {
+	case quant.F16:
+		elem = 2
+	case quant.F32:
+		elem = 4
+	default:
+		return nil, fmt.Errorf("%w, not %s", errKVType, spec.Type)
+	}
+	if spec.Layers <= 0 || spec.Ctx <= 0 || spec.KVHeads <= 0 || spec.HeadDim <= 0 {
+		return nil, fmt.Errorf("cpu: invalid KV cache shape %+v", spec)
+	}
+	c := &kvCache{spec: spec, elem: elem}
+	per := spec.KVHeads * spec.Ctx * spec.HeadDim * elem
+	for l := 0; l < spec.Layers; l++ {
+		c.k = append(c.k, make([]byte, per))
+		c.v = append(c.v, make([]byte, per))
+	}
+	return c, nil
+}
+
+// Attention stores the new keys and values and attends over the cache.
+func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer, pos0 int) {
+	d, s, c := buf(dst), buf(qkv), cache.(*kvCache)
+	sp := c.spec
+	hd, kvh := sp.HeadDim, sp.KVHeads
+	heads := d.cols / hd
+	n := s.rows
+	if s.cols != (heads+2*kvh)*hd || d.rows != n || heads%kvh != 0 {
+		panic(fmt.Sprintf("cpu: attention shape mismatch: qkv [%d,%d], dst [%d,%d], %d kv heads of %d", s.rows, s.cols, d.rows, d.cols, kvh, hd))
+	}
+	if pos0 < 0 || pos0+n > sp.Ctx {
+		panic(fmt.Sprintf("cpu: attention positions [%d,%d) outside the %d-position cache", pos0, pos0+n, sp.Ctx))
+	}
+	kl, vl := c.k[layer], c.v[layer]
+	for i := 0; i < n; i++ {
+		row := s.data[i*s.cols : (i+1)*s.cols]
+		for g := 0; g < kvh; g++ {
+			kx := row[(heads+g)*hd : (heads+g+1)*hd]
+			vx := row[(heads+kvh+g)*hd : (heads+kvh+g+1)*hd]
+			if c.elem == 2 {
+				b.k.f16Row(kx, c.slot(kl, g, pos0+i))
+				b.k.f16Row(vx, c.slot(vl, g, pos0+i))
+			} else {
+				copy(c.slot(kl, g, pos0+i), f32AsBytes(kx))
+				copy(c.slot(vl, g, pos0+i), f32AsBytes(vx))
+			}
+		}
+	}
+	group := heads / kvh
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	dotK := b.k.formats[quant.F16].dot
+	if c.elem == 4 {
+		dotK = b.k.formats[quant.F32].dot
+	}
+	axpyF32, axpyF16 := b.k.axpyF32, b.k.axpyF16
+	tasks := n * heads
+	b.pool.parallel(tasks, b.pool.grainFor(tasks, 1), func(worker, lo, hi int) {
+		scores := b.scratchFor(worker, pos0+n)
+		for t := lo; t < hi; t++ {
+			i, h := t/heads, t%heads
+			g := h / group
+			q := s.data[i*s.cols+h*hd : i*s.cols+(h+1)*hd]
+			np := pos0 + i + 1
+			sc := scores[:np]
+			mx := float32(math.Inf(-1))
+			for p := range sc {
+				v := dotK(c.slot(kl, g, p), q) * scale
+				sc[p] = v
+				mx = max(mx, v)
+			}
+			var sum float64
+			for p, v := range sc {
+				e := float32(math.Exp(float64(v - mx)))
+				sc[p] = e
+				sum += float64(e)
+			}
+			inv := float32(1 / sum)
+			out := d.data[i*d.cols+h*hd : i*d.cols+(h+1)*hd]
+			clear(out)
+			for p, e := range sc {
+				if c.elem == 2 {
+					axpyF16(e*inv, c.slot(vl, g, p), out)
+				} else {
+					axpyF32(e*inv, bytesAsF32(c.slot(vl, g, p), hd), out)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,78 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+// format holds the row kernels of one weight format.
+type format struct {
+	// dot returns the dot product of a weight row (raw bytes holding
+	// len(x) elements) with x.
+	dot func(row []byte, x []float32) float32
+	// dequant expands a weight row into len(dst) float32 values.
+	dequant func(row []byte, dst []float32)
+}
+
+// kernels is one complete set of kernels: the pure-Go set or a SIMD set.
+type kernels struct {
+	name    string
+	formats map[quant.Type]format
+	dotF32  func(a, b []float32) float32
+	axpyF32 func(a float32, x, y []float32)
+	axpyF16 func(a float32, x []byte, y []float32)
+	// f16Row converts float32 values to half floats (2 bytes each).
+	f16Row func(src []float32, dst []byte)
+	// dot4F32 computes the dot products of four rows with x, for the
+	// batched (prefill) path: out[r] = rows[r]·x.
+	dot4F32 func(r0, r1, r2, r3, x []float32, out *[4]float32)
+}
+
+// genericKernels returns the pure-Go kernel set.
+func genericKernels() *kernels {
+	return &kernels{
+		name: "go",
+		formats: map[quant.Type]format{
+			quant.F32: {func(w []byte, x []float32) float32 {
+				return dotF32Generic(bytesAsF32(w, len(x)), x)
+			}, dequantF32},
+			quant.F16:  {dotF16Generic, dequantF16Generic},
+			quant.BF16: {dotBF16Generic, dequantBF16},
+			quant.Q8_0: {dotQ8_0Generic, dequantQ8_0},
+			quant.Q4_0: {dotQ4_0Generic, dequantQ4_0},
+			quant.Q5_0: {dotQ5_0Generic, dequantQ5_0},
+			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K},
+			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K},
+		},
+		dotF32:  dotF32Generic,
+		axpyF32: axpyF32Generic,
+		axpyF16: axpyF16Generic,
+		f16Row:  f32ToF16RowGeneric,
+		dot4F32: func(r0, r1, r2, r3, x []float32, out *[4]float32) {
+			out[0] = dotF32Generic(r0, x)
+			out[1] = dotF32Generic(r1, x)
+			out[2] = dotF32Generic(r2, x)
+			out[3] = dotF32Generic(r3, x)
+		},
+	}
+}
+
+// clone returns a copy of k whose format map can be changed.
+func (k *kernels) clone(name string) *kernels {
+	c := *k
+	c.name = name
+	c.formats = make(map[quant.Type]format, len(k.formats))
+	for t, f := range k.formats {
+		c.formats[t] = f
+	}
+	return &c
+}
+
+func (k *kernels) format(t quant.Type) (format, error) {
+	f, ok := k.formats[t]
+	if !ok {
+		return format{}, fmt.Errorf("cpu backend: no kernels for tensor type %s", t)
+	}
+	return f, nil
+}

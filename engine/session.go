@@ -1,0 +1,402 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+// ErrContextFull reports a prompt, or a generation, that does not fit in the
+// session's context. Nothing is ever silently truncated.
+var ErrContextFull = errors.New("context full")
+
+// KVType is the element type of a session's KV cache.
+type KVType int
+
+const (
+	// KVF16 stores keys and values as half floats (the default; what
+	// llama.cpp uses by default).
+	KVF16 KVType = iota
+	// KVF32 stores them as float32 (exact; for reference checks).
+	KVF32
+)
+
+func (k KVType) quant() quant.Type {
+	if k == KVF32 {
+		return quant.F32
+	}
+	return quant.F16
+}
+
+// String returns "f16" or "f32".
+func (k KVType) String() string {
+	if k == KVF32 {
+		return "f32"
+	}
+	return "f16"
+}
+
+// ParseKVType parses "f16" or "f32".
+func ParseKVType(s string) (KVType, error) {
+	switch strings.ToLower(s) {
+	case "f16", "":
+		return KVF16, nil
+	case "f32":
+		return KVF32, nil
+	}
+	return 0, fmt.Errorf("unknown KV cache type %q (want f16 or f32)", s)
+}
+
+// SessionOptions configures a Session.
+type SessionOptions struct {
+	// Ctx is the context length in tokens (prompt and generated); 0 means
+	// min(the model's context length, 4096). For LongRoPE models it also
+	// selects the factor set (see Config.LongFactors).
+	Ctx int
+	// KV is the KV cache element type (default F16).
+	KV KVType
+	// Batch is the number of prompt tokens processed per forward pass
+	// (0: 512).
+	Batch int
+}
+
+// Session is one conversation: a KV cache holding the tokens of the
+// previous exchange, so that a follow-up prompt sharing that prefix only
+// prefills its new tokens. A Session is not safe for concurrent use.
+type Session struct {
+	m      *Model
+	opts   SessionOptions
+	rope   *Rope
+	cache  KVCache
+	s      *scratch
+	tokens []int // tokens whose keys and values are in the cache, in order
+	logits []float32
+}
+
+// NewSession allocates a session's KV cache and buffers.
+func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
+	if opts.Ctx == 0 {
+		opts.Ctx = min(m.cfg.MaxContext, 4096)
+	}
+	if opts.Ctx < 1 {
+		return nil, fmt.Errorf("new session: context length %d", opts.Ctx)
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 512
+	}
+	opts.Batch = min(opts.Batch, opts.Ctx)
+	if opts.Ctx > m.cfg.MaxContext {
+		m.log.Warn("context longer than the model was trained for", "ctx", opts.Ctx, "model", m.cfg.MaxContext)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("new session: model is closed")
+	}
+	cache, err := m.backend.NewKVCache(KVSpec{Layers: m.cfg.Layers, Ctx: opts.Ctx, KVHeads: m.cfg.KVHeads,
+		HeadDim: m.cfg.HeadDim, Type: opts.KV.quant()})
+	if err != nil {
+		return nil, fmt.Errorf("new session: %w", err)
+	}
+	return &Session{m: m, opts: opts, rope: m.cfg.Rope(opts.Ctx), cache: cache,
+		s: newScratch(m.backend, &m.cfg, opts.Batch), logits: make([]float32, m.cfg.Vocab)}, nil
+}
+
+// Options returns the session's settings (with defaults filled in).
+func (s *Session) Options() SessionOptions { return s.opts }
+
+// Tokens returns the tokens currently held in the KV cache.
+func (s *Session) Tokens() []int { return append([]int(nil), s.tokens...) }
+
+// Reset forgets the cached tokens.
+func (s *Session) Reset() { s.tokens = s.tokens[:0] }
+
+// Close releases the KV cache.
+func (s *Session) Close() error {
+	s.tokens = nil
+	return s.cache.Close()
+}
+
+// Forward appends ids to the cached sequence and returns the logits of the
+// last new position ([vocab]), or of every new position ([len(ids)][vocab]
+// flattened) when all is set. It is the low-level entry point for
+// evaluation and perplexity; Generate is the one for text generation.
+func (s *Session) Forward(ctx context.Context, ids []int, all bool) ([]float32, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("forward: no tokens")
+	}
+	if err := s.m.checkIDs(ids); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	pos := len(s.tokens)
+	if pos+len(ids) > s.opts.Ctx {
+		return nil, fmt.Errorf("forward: %d cached + %d new tokens exceed the %d-token context: %w", pos, len(ids), s.opts.Ctx, ErrContextFull)
+	}
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	var out []float32
+	if all {
+		out = make([]float32, len(ids)*s.m.cfg.Vocab)
+	}
+	buf, err := s.m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, all, func(b Buffer, i int) error {
+		if !all {
+			return nil
+		}
+		return s.m.backend.Read(b, out[i*s.m.cfg.Vocab:])
+	})
+	if err != nil {
+		s.tokens = s.tokens[:pos] // the cache past pos is undefined now
+		return nil, err
+	}
+	s.tokens = append(s.tokens, ids...)
+	if all {
+		return out, nil
+	}
+	out = make([]float32, s.m.cfg.Vocab)
+	if err := s.m.backend.Read(buf, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Request is one generation request.
+type Request struct {
+	// Prompt is the full token sequence of the conversation so far; the
+	// session reuses the cached prefix it shares with the previous call.
+	Prompt []int
+	// MaxTokens caps the number of generated tokens (0: until a stop or
+	// the context is full).
+	MaxTokens int
+	Sampling  Sampling
+	// StopIDs end generation when sampled (the stop token is not
+	// returned). nil means the tokenizer's stop ids (or the model's EOS);
+	// an empty non-nil slice means none.
+	StopIDs []int
+	// StopStrings end generation when the generated text contains one of
+	// them; the text from the stop string on is not returned.
+	StopStrings []string
+}
+
+// Token is one generated token as streamed to the callback. ID is -1 for a
+// final piece of text held back while it might have begun a stop string.
+type Token struct {
+	ID   int
+	Text string // new text, complete UTF-8; may be empty
+}
+
+// FinishReason says why generation ended.
+type FinishReason string
+
+// The finish reasons.
+const (
+	FinishStop      FinishReason = "stop"      // a stop id or stop string
+	FinishLength    FinishReason = "length"    // MaxTokens reached
+	FinishContext   FinishReason = "context"   // the context is full (with ErrContextFull)
+	FinishCancelled FinishReason = "cancelled" // ctx was cancelled or the callback failed
+)
+
+// Result summarises a generation.
+type Result struct {
+	Tokens       []int  // generated ids (without the stop token)
+	Text         string // generated text (when the model has a tokenizer)
+	PromptTokens int    // tokens in the prompt
+	CachedTokens int    // prompt tokens reused from the KV cache
+	Finish       FinishReason
+	StopID       int // the stop token sampled, or -1
+	PrefillTime  time.Duration
+	DecodeTime   time.Duration // from the first to the last generated token
+}
+
+// Generate prefills the prompt (reusing the cached prefix) and generates
+// tokens, calling fn with each one as it is produced. It stops at a stop id
+// or string, after MaxTokens, when the context is full (returning
+// ErrContextFull with the partial result), when ctx is cancelled (returning
+// ctx.Err()) or when fn returns an error (returning it).
+func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) error) (Result, error) {
+	res := Result{PromptTokens: len(req.Prompt), StopID: -1}
+	m := s.m
+	if len(req.Prompt) == 0 {
+		return res, errors.New("generate: empty prompt")
+	}
+	if err := m.checkIDs(req.Prompt); err != nil {
+		return res, fmt.Errorf("generate: prompt %w", err)
+	}
+	if len(req.Prompt) > s.opts.Ctx {
+		return res, fmt.Errorf("generate: the prompt has %d tokens but the context holds %d; shorten the conversation or use a longer context: %w",
+			len(req.Prompt), s.opts.Ctx, ErrContextFull)
+	}
+	stops := req.StopIDs
+	if stops == nil {
+		stops = m.stopIDs()
+	}
+	isStop := make(map[int]bool, len(stops))
+	for _, id := range stops {
+		isStop[id] = true
+	}
+	dec := m.newTextDecoder()
+	stopText := newStopMatcher(req.StopStrings)
+	var text strings.Builder
+	emit := func(t Token) error {
+		text.WriteString(t.Text)
+		if fn == nil {
+			return nil
+		}
+		return fn(t)
+	}
+	finish := func(reason FinishReason, err error) (Result, error) {
+		if tail := stopText.flush(dec.Flush()); tail != "" && reason != FinishStop {
+			if e := emit(Token{ID: -1, Text: tail}); e != nil && err == nil {
+				err, reason = e, FinishCancelled
+			}
+		}
+		res.Finish, res.Text = reason, text.String()
+		return res, err
+	}
+
+	// Reuse the longest cached prefix; at least one token must be run to
+	// get logits.
+	k := commonPrefix(s.tokens, req.Prompt)
+	if k == len(req.Prompt) {
+		k--
+	}
+	s.tokens = s.tokens[:k]
+	res.CachedTokens = k
+	sam := newSampler(req.Sampling)
+	history := append([]int(nil), req.Prompt...)
+
+	t0 := time.Now()
+	next, err := s.step(ctx, req.Prompt[k:], &req.Sampling, sam, history)
+	if err != nil {
+		return finish(FinishCancelled, err)
+	}
+	res.PrefillTime = time.Since(t0)
+	t1 := time.Now()
+	defer func() { res.DecodeTime = time.Since(t1) }()
+	for {
+		if isStop[next] {
+			res.StopID = next
+			r, err := finish(FinishStop, nil)
+			r.DecodeTime = time.Since(t1)
+			return r, err
+		}
+		res.Tokens = append(res.Tokens, next)
+		history = append(history, next)
+		piece, hit := stopText.push(dec.Push(next))
+		if err := emit(Token{ID: next, Text: piece}); err != nil {
+			return finish(FinishCancelled, err)
+		}
+		if hit {
+			return finish(FinishStop, nil)
+		}
+		if req.MaxTokens > 0 && len(res.Tokens) >= req.MaxTokens {
+			return finish(FinishLength, nil)
+		}
+		if len(s.tokens) >= s.opts.Ctx {
+			return finish(FinishContext, fmt.Errorf("generate: %d tokens fill the %d-token context: %w", len(s.tokens), s.opts.Ctx, ErrContextFull))
+		}
+		if err := ctx.Err(); err != nil {
+			return finish(FinishCancelled, err)
+		}
+		next, err = s.step(ctx, []int{next}, &req.Sampling, sam, history)
+		if err != nil {
+			return finish(FinishCancelled, err)
+		}
+	}
+}
+
+// step runs ids through the model after the cached tokens and samples the
+// next token.
+func (s *Session) step(ctx context.Context, ids []int, sp *Sampling, sam *sampler, history []int) (int, error) {
+	m := s.m
+	pos := len(s.tokens)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, errors.New("generate: model is closed")
+	}
+	buf, err := m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, false, nil)
+	if err != nil {
+		return 0, err
+	}
+	s.tokens = append(s.tokens, ids...)
+	if sp.greedy() {
+		am, err := m.backend.Argmax(buf)
+		if err != nil {
+			return 0, err
+		}
+		return am[0], nil
+	}
+	if err := m.backend.Read(buf, s.logits); err != nil {
+		return 0, err
+	}
+	sam.penalise(s.logits, history)
+	return sam.sample(s.logits), nil
+}
+
+func commonPrefix(a, b []int) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// stopMatcher holds back generated text that might be the beginning of a
+// stop string.
+type stopMatcher struct {
+	stops   []string
+	pending string
+}
+
+func newStopMatcher(stops []string) *stopMatcher {
+	var nonEmpty []string
+	for _, s := range stops {
+		if s != "" {
+			nonEmpty = append(nonEmpty, s)
+		}
+	}
+	return &stopMatcher{stops: nonEmpty}
+}
+
+// push adds text and returns what can be shown now, and whether a stop
+// string was found (the returned text then ends just before it).
+func (m *stopMatcher) push(text string) (string, bool) {
+	if len(m.stops) == 0 {
+		return text, false
+	}
+	m.pending += text
+	cut := -1
+	for _, s := range m.stops {
+		if i := strings.Index(m.pending, s); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut >= 0 {
+		out := m.pending[:cut]
+		m.pending = ""
+		return out, true
+	}
+	hold := 0
+	for _, s := range m.stops {
+		for n := min(len(s)-1, len(m.pending)); n > hold; n-- {
+			if strings.HasSuffix(m.pending, s[:n]) {
+				hold = n
+				break
+			}
+		}
+	}
+	out := m.pending[:len(m.pending)-hold]
+	m.pending = m.pending[len(m.pending)-hold:]
+	return out, false
+}
+
+// flush returns the held-back text plus tail.
+func (m *stopMatcher) flush(tail string) string {
+	out := m.pending + tail
+	m.pending = ""
+	return out
+}
