@@ -105,6 +105,16 @@ func (g *GGUF) Tensor(name string) (*Tensor, bool) {
 // Keys returns the metadata keys in file order.
 func (g *GGUF) Keys() []string { return g.keys }
 
+// KVs returns all metadata entries in file order, with their exact types
+// (ready to copy into a GGUFWriter).
+func (g *GGUF) KVs() []KV {
+	out := make([]KV, len(g.keys))
+	for i, k := range g.keys {
+		out[i] = KV{k, g.meta[k]}
+	}
+	return out
+}
+
 // Meta returns the metadata value for key with its exact type.
 func (g *GGUF) Meta(key string) (Value, bool) {
 	v, ok := g.meta[key]
