@@ -45,7 +45,7 @@ type KVAppendArgs struct {
 // AttnArgs mirrors struct AttnArgs.
 type AttnArgs struct {
 	NTok, NHeads, NKVHeads, HeadDim, QStride, DstStride, Ctx, Pos0, Chunk, NSplit uint32
-	Scale                                                                        float32
+	Scale                                                                         float32
 }
 
 // ArgmaxArgs mirrors struct ArgmaxArgs.

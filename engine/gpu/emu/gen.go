@@ -15,10 +15,10 @@ type Kernel struct {
 
 // Param is one kernel parameter and its attribute.
 type Param struct {
-	Type string // as written, e.g. "device const float*" or "constant GemvArgs&"
-	Name string
-	Attr string // "buffer", "threadgroup" or a built-in such as "thread_position_in_grid"
-	Index int   // n of [[buffer(n)]] / [[threadgroup(n)]]
+	Type  string // as written, e.g. "device const float*" or "constant GemvArgs&"
+	Name  string
+	Attr  string // "buffer", "threadgroup" or a built-in such as "thread_position_in_grid"
+	Index int    // n of [[buffer(n)]] / [[threadgroup(n)]]
 }
 
 var kernelRE = regexp.MustCompile(`\bkernel\s+void\s+([A-Za-z_]\w*)\s*\(`)
