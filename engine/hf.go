@@ -2,9 +2,102 @@ package engine
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/phi4mac/phi4mac/engine/weights"
 )
 
-func loadHF(ctx context.Context, dir string, opts Options) (*Model, error) {
-	return nil, errors.New("safetensors loading not wired yet")
+// hfToGGUF maps a Hugging Face tensor name to the engine's canonical name
+// (llama.cpp's GGUF name), or "" for tensors the engine does not use.
+func hfToGGUF(name string) string {
+	switch name {
+	case "model.embed_tokens.weight":
+		return "token_embd.weight"
+	case "model.norm.weight":
+		return "output_norm.weight"
+	case "lm_head.weight":
+		return "output.weight"
+	}
+	rest, ok := strings.CutPrefix(name, "model.layers.")
+	if !ok {
+		return ""
+	}
+	num, sub, ok := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	if _, err := strconv.Atoi(num); err != nil {
+		return ""
+	}
+	m := map[string]string{
+		"input_layernorm.weight":          "attn_norm.weight",
+		"post_attention_layernorm.weight": "ffn_norm.weight",
+		"self_attn.qkv_proj.weight":       "attn_qkv.weight",
+		"self_attn.q_proj.weight":         "attn_q.weight",
+		"self_attn.k_proj.weight":         "attn_k.weight",
+		"self_attn.v_proj.weight":         "attn_v.weight",
+		"self_attn.o_proj.weight":         "attn_output.weight",
+		"mlp.gate_up_proj.weight":         "ffn_up.weight", // phi3: fused, gate first
+		"mlp.gate_proj.weight":            "ffn_gate.weight",
+		"mlp.up_proj.weight":              "ffn_up.weight",
+		"mlp.down_proj.weight":            "ffn_down.weight",
+	}
+	if g, ok := m[sub]; ok {
+		return "blk." + num + "." + g
+	}
+	return ""
+}
+
+// renamed presents a Source under canonical tensor names.
+type renamed struct {
+	weights.Source
+	byName map[string]*weights.Tensor
+}
+
+func (r *renamed) Tensor(name string) (*weights.Tensor, bool) {
+	t, ok := r.byName[name]
+	return t, ok
+}
+
+// loadHF loads a Hugging Face folder: config.json and safetensors weights.
+func loadHF(ctx context.Context, dir string, opts Options) (m *Model, err error) {
+	cfg, err := ReadHFConfig(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	st, err := weights.OpenSafetensors(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	r := &renamed{Source: st, byName: make(map[string]*weights.Tensor)}
+	for _, t := range st.Tensors() {
+		if g := hfToGGUF(t.Name); g != "" {
+			r.byName[g] = t
+		}
+	}
+	if _, ok := r.byName["output.weight"]; !ok {
+		cfg.TiedEmbeddings = true
+	}
+	ts, err := ggufTensors(r, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	m, err = newModel(ctx, cfg, st, ts, dir, "safetensors", opts)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	if !opts.NoTokenizer {
+		if m.tok, err = loadTokenizer(dir); err != nil {
+			m.log.Warn("no tokenizer", "model", dir, "err", err)
+			err = nil
+		}
+	}
+	return m, nil
 }

@@ -253,6 +253,10 @@ func checkGreedy(t *testing.T, m *engine.Model, c refCase, p refPrompt) {
 func TestReferenceLogits(t *testing.T) {
 	cases := []refCase{
 		{name: "micro-F32", model: "micro/phi3-random-micro-F32.gguf", ref: "micro/f32-kvf32", kv: engine.KVF32, ctx: 512, tol: 1e-4, greedy: true},
+		// The HF folders (BF16 safetensors) hold the same values.
+		{name: "micro-hf", model: "micro/hf", ref: "micro/f32-kvf32", kv: engine.KVF32, ctx: 512, tol: 1e-4, greedy: true},
+		{name: "micromini-hf-ctx256", model: "micromini/hf", ref: "micromini/f32-kvf32-ctx256", kv: engine.KVF32, ctx: 256, tol: 5e-4, greedy: true},
+		{name: "micromini-hf-ctx4096", model: "micromini/hf", ref: "micromini/f32-kvf32-ctx4096", kv: engine.KVF32, ctx: 4096, tol: 5e-4},
 		// F16 and BF16 GGUFs hold exactly the F32 values: with f32
 		// activations they must give the F32 logits.
 		{name: "micro-F16", model: "micro/phi3-random-micro-F16.gguf", ref: "micro/f32-kvf32", kv: engine.KVF32, ctx: 512, tol: 1e-4},
@@ -288,5 +292,40 @@ func TestReferenceLogits(t *testing.T) {
 			}
 			checkRef(t, c)
 		})
+	}
+}
+
+// TestHFMatchesGGUF checks that a Hugging Face folder and the GGUF
+// converted from it give the same logits at every position.
+func TestHFMatchesGGUF(t *testing.T) {
+	refs := testrefs.Dir(t)
+	for _, c := range []struct{ hf, gguf, prompts string }{
+		{"micro/hf", "micro/phi3-random-micro-F32.gguf", "micro/f32-kvf32"},
+		{"micromini/hf", "micromini/phi4mini-random-micromini-F32.gguf", "micromini/f32-kvf32-ctx256"},
+	} {
+		hf := loadModel(t, filepath.Join(refs, "models", c.hf), 2)
+		gg := loadModel(t, filepath.Join(refs, "models", c.gguf), 2)
+		if hf.Config().String() != gg.Config().String() {
+			t.Errorf("%s: config %q, GGUF %q", c.hf, hf.Config().String(), gg.Config().String())
+		}
+		var worst float64
+		for _, p := range readRef(t, filepath.Join(refs, "logits", c.prompts)).Prompts {
+			var got [2][]float32
+			for i, m := range []*engine.Model{hf, gg} {
+				s, err := m.NewSession(engine.SessionOptions{Ctx: 256, KV: engine.KVF32})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got[i], err = s.Forward(context.Background(), p.IDs, true); err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+			}
+			worst = max(worst, maxDiff(got[0], got[1]))
+		}
+		if worst > 1e-4 {
+			t.Errorf("%s vs %s: max |Δlogit| %.3g > 1e-4", c.hf, c.gguf, worst)
+		}
+		t.Logf("%s vs %s: max |Δlogit| %.3g", c.hf, c.gguf, worst)
 	}
 }
