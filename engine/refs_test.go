@@ -305,8 +305,9 @@ func TestHFMatchesGGUF(t *testing.T) {
 	} {
 		hf := loadModel(t, filepath.Join(refs, "models", c.hf), 2)
 		gg := loadModel(t, filepath.Join(refs, "models", c.gguf), 2)
-		if hf.Config().String() != gg.Config().String() {
-			t.Errorf("%s: config %q, GGUF %q", c.hf, hf.Config().String(), gg.Config().String())
+		hc, gc := hf.Config(), gg.Config()
+		if hc.String() != gc.String() {
+			t.Errorf("%s: config %q, GGUF %q", c.hf, hc.String(), gc.String())
 		}
 		var worst float64
 		for _, p := range readRef(t, filepath.Join(refs, "logits", c.prompts)).Prompts {
