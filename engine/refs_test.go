@@ -301,7 +301,7 @@ func TestHFMatchesGGUF(t *testing.T) {
 	refs := testrefs.Dir(t)
 	for _, c := range []struct{ hf, gguf, prompts string }{
 		{"micro/hf", "micro/phi3-random-micro-F32.gguf", "micro/f32-kvf32"},
-		{"micromini/hf", "micromini/phi4mini-random-micromini-F32.gguf", "micromini/f32-kvf32-ctx256"},
+		{"micromini/hf", "micromini/phi4mini-random-micromini-F32.gguf", "micromini/f32-kvf32-ctx4096"},
 	} {
 		hf := loadModel(t, filepath.Join(refs, "models", c.hf), 2)
 		gg := loadModel(t, filepath.Join(refs, "models", c.gguf), 2)
@@ -313,7 +313,7 @@ func TestHFMatchesGGUF(t *testing.T) {
 		for _, p := range readRef(t, filepath.Join(refs, "logits", c.prompts)).Prompts {
 			var got [2][]float32
 			for i, m := range []*engine.Model{hf, gg} {
-				s, err := m.NewSession(engine.SessionOptions{Ctx: 256, KV: engine.KVF32})
+				s, err := m.NewSession(engine.SessionOptions{Ctx: 512, KV: engine.KVF32})
 				if err != nil {
 					t.Fatal(err)
 				}
