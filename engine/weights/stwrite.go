@@ -18,6 +18,14 @@ import (
 // separators (",", ":") writes it, so the output matches the reference
 // generator's byte for byte.
 func WriteSafetensors(w io.Writer, tensors []*Tensor, metadata map[string]string) error {
+	return WriteSafetensorsFunc(w, tensors, metadata, nil)
+}
+
+// WriteSafetensorsFunc is WriteSafetensors for tensors whose data is
+// produced on demand: when data is non-nil it is called once per tensor,
+// in order, instead of reading Tensor.Data (which may then be nil), so a
+// large model can be streamed one tensor at a time.
+func WriteSafetensorsFunc(w io.Writer, tensors []*Tensor, metadata map[string]string, data func(t *Tensor) ([]byte, error)) error {
 	var h strings.Builder
 	h.WriteByte('{')
 	first := true
@@ -56,8 +64,9 @@ func WriteSafetensors(w io.Writer, tensors []*Tensor, metadata map[string]string
 			return fmt.Errorf("write safetensors: duplicate or reserved tensor name %q", t.Name)
 		}
 		seen[t.Name] = true
-		if want := uint64(t.Elements() * t.Type.BlockBytes()); uint64(len(t.Data)) != want {
-			return fmt.Errorf("write safetensors: tensor %q: %d data bytes, shape %v needs %d", t.Name, len(t.Data), t.Shape, want)
+		size := uint64(t.Elements() * t.Type.BlockBytes())
+		if data == nil && uint64(len(t.Data)) != size {
+			return fmt.Errorf("write safetensors: tensor %q: %d data bytes, shape %v needs %d", t.Name, len(t.Data), t.Shape, size)
 		}
 		sep()
 		writeJSONString(&h, t.Name)
@@ -68,7 +77,7 @@ func WriteSafetensors(w io.Writer, tensors []*Tensor, metadata map[string]string
 			}
 			h.WriteString(strconv.Itoa(d))
 		}
-		end := off + uint64(len(t.Data))
+		end := off + size
 		fmt.Fprintf(&h, `],"data_offsets":[%d,%d]}`, off, end)
 		off = end
 	}
@@ -85,7 +94,17 @@ func WriteSafetensors(w io.Writer, tensors []*Tensor, metadata map[string]string
 		return fmt.Errorf("write safetensors: %w", err)
 	}
 	for _, t := range tensors {
-		if _, err := w.Write(t.Data); err != nil {
+		b := t.Data
+		if data != nil {
+			var err error
+			if b, err = data(t); err != nil {
+				return fmt.Errorf("write safetensors: tensor %q: %w", t.Name, err)
+			}
+			if want := t.Elements() * t.Type.BlockBytes(); len(b) != want {
+				return fmt.Errorf("write safetensors: tensor %q: %d data bytes, shape %v needs %d", t.Name, len(b), t.Shape, want)
+			}
+		}
+		if _, err := w.Write(b); err != nil {
 			return fmt.Errorf("write safetensors: tensor %q: %w", t.Name, err)
 		}
 	}
