@@ -172,105 +172,111 @@ func (m *bpe) encode(dst []int, piece string) []int {
 	return dst
 }
 
-// mergeCand is a candidate merge of the part at left with the next part.
-type mergeCand struct {
-	rank  uint32
-	left  int32
-	lid   int32 // ids at push time, to drop stale candidates
-	rid   int32
-	right int32
-}
-
-func (a mergeCand) less(b mergeCand) bool {
-	return a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
-}
-
-// candHeap is a binary min-heap of merge candidates.
-type candHeap []mergeCand
-
-func (h *candHeap) push(c mergeCand) {
-	*h = append(*h, c)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s[i].less(s[p]) {
-			break
+// encodeLong merges a long piece in O(n log n): the parts form a linked
+// list, and candidate merges wait in a binary min-heap of rank<<32|position
+// (lowest rank first, then leftmost). Entries made stale by earlier merges
+// are recognised when popped: the pair at that position no longer has the
+// entry's rank.
+func (m *bpe) encodeLong(dst []int, piece string) []int {
+	type part struct{ id, prev, next int32 }
+	n := len(piece)
+	parts := make([]part, n)
+	for i := 0; i < n; i++ {
+		parts[i] = part{id: m.byteID[piece[i]], prev: int32(i - 1), next: int32(i + 1)}
+	}
+	parts[n-1].next = -1
+	h := make(rankHeap, 0, n)
+	for i := 0; i < n-1; i++ {
+		if rank, _ := m.merges.get(parts[i].id, parts[i+1].id); rank != noMerge {
+			h = append(h, uint64(rank)<<32|uint64(i))
 		}
-		s[i], s[p] = s[p], s[i]
-		i = p
+	}
+	h.init()
+	for len(h) > 0 {
+		top := h.pop()
+		rank, l := uint32(top>>32), int32(uint32(top))
+		r := parts[l].next
+		if parts[l].id < 0 || r < 0 {
+			continue
+		}
+		got, merged := m.merges.get(parts[l].id, parts[r].id)
+		if got != rank {
+			continue // stale
+		}
+		parts[l].id = merged
+		parts[r].id = -1
+		nr := parts[r].next
+		parts[l].next = nr
+		if nr >= 0 {
+			parts[nr].prev = l
+			if rank, _ := m.merges.get(merged, parts[nr].id); rank != noMerge {
+				h.push(uint64(rank)<<32 | uint64(l))
+			}
+		}
+		if p := parts[l].prev; p >= 0 {
+			if rank, _ := m.merges.get(parts[p].id, merged); rank != noMerge {
+				h.push(uint64(rank)<<32 | uint64(p))
+			}
+		}
+	}
+	for i := int32(0); i >= 0; i = parts[i].next {
+		dst = append(dst, int(parts[i].id))
+	}
+	return dst
+}
+
+// rankHeap is a binary min-heap of packed rank<<32|position keys.
+type rankHeap []uint64
+
+func (h rankHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
 	}
 }
 
-func (h *candHeap) pop() mergeCand {
+func (h *rankHeap) push(v uint64) {
+	*h = append(*h, v)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if s[p] <= v {
+			break
+		}
+		s[i] = s[p]
+		i = p
+	}
+	s[i] = v
+}
+
+func (h *rankHeap) pop() uint64 {
 	s := *h
 	top := s[0]
 	last := len(s) - 1
 	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].less(s[m]) {
-			m = l
-		}
-		if r < len(s) && s[r].less(s[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
+	*h = s[:last]
+	if last > 0 {
+		h.down(0)
 	}
-	*h = s
 	return top
 }
 
-// encodeLong merges a long piece in O(n log n) with a linked list of parts
-// and a heap of candidate merges (lowest rank first, then leftmost).
-func (m *bpe) encodeLong(dst []int, piece string) []int {
-	n := len(piece)
-	ids := make([]int32, n)
-	next := make([]int32, n)
-	prev := make([]int32, n)
-	for i := 0; i < n; i++ {
-		ids[i] = m.byteID[piece[i]]
-		next[i] = int32(i + 1)
-		prev[i] = int32(i - 1)
-	}
-	next[n-1] = -1
-	h := make(candHeap, 0, n)
-	try := func(l int32) {
-		r := next[l]
-		if r < 0 {
-			return
+func (h rankHeap) down(i int) {
+	v := h[i]
+	n := len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
 		}
-		if rank, _ := m.merges.get(ids[l], ids[r]); rank != noMerge {
-			h.push(mergeCand{rank: rank, left: l, right: r, lid: ids[l], rid: ids[r]})
+		if c+1 < n && h[c+1] < h[c] {
+			c++
 		}
-	}
-	for i := 0; i < n-1; i++ {
-		try(int32(i))
-	}
-	for len(h) > 0 {
-		c := h.pop()
-		if ids[c.left] != c.lid || next[c.left] != c.right || ids[c.right] != c.rid {
-			continue // stale
+		if h[c] >= v {
+			break
 		}
-		_, merged := m.merges.get(c.lid, c.rid)
-		ids[c.left] = merged
-		ids[c.right] = -1
-		nr := next[c.right]
-		next[c.left] = nr
-		if nr >= 0 {
-			prev[nr] = c.left
-		}
-		if p := prev[c.left]; p >= 0 {
-			try(p)
-		}
-		try(c.left)
+		h[i] = h[c]
+		i = c
 	}
-	for i := int32(0); i >= 0; i = next[i] {
-		dst = append(dst, int(ids[i]))
-	}
-	return dst
+	h[i] = v
 }

@@ -21,7 +21,7 @@ func TestKnownCodePoints(t *testing.T) {
 		{'\u200b', 0}, // ZERO WIDTH SPACE is Cf, not White_Space
 		{'_', 0},
 		{'\u0301', Mark | Upperish | Lowerish},
-		{'\u01c5', Letter | Upperish},           // Lt
+		{'\u01c5', Letter | Upperish},            // Lt
 		{'\u02b0', Letter | Upperish | Lowerish}, // Lm
 		{'\u4e00', Letter | Upperish | Lowerish}, // Lo
 		{'\u2167', Number},                       // Nl
