@@ -1,0 +1,292 @@
+// Package api is phi4mac's local HTTP server: an OpenAI-compatible API
+// under /v1 and an Ollama-compatible API under /api, over one loaded model.
+//
+// Generations run one at a time; waiting requests are served in arrival
+// order. A client that disconnects cancels its generation at once. The
+// model loads on first use and unloads after an idle period. Every request
+// must name a loopback host (DNS-rebinding defence), browser origins must be
+// listed explicitly (no "*"), and an optional bearer token guards all
+// endpoints.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/phi4mac/phi4mac/app/config"
+	"github.com/phi4mac/phi4mac/app/llm"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Loader finds and loads models. Required.
+	Loader llm.Loader
+	// Defaults are used for sampling parameters a request leaves out.
+	Defaults llm.Params
+	// SystemPrompt is prepended to chats that bring no system message.
+	SystemPrompt string
+	// IdleUnload unloads the model after this long unused; 0 keeps it.
+	IdleUnload time.Duration
+	// Token, when set, is required as "Authorization: Bearer <Token>".
+	Token string
+	// AllowedOrigins are the exact browser origins CORS admits.
+	AllowedOrigins []string
+	// AllowedHosts are Host names accepted besides loopback ones (for a
+	// deliberate non-loopback listen address).
+	AllowedHosts []string
+	// MaxBodyBytes caps a request body (default 8 MiB).
+	MaxBodyBytes int64
+	// MaxPromptBytes caps the text of one prompt (default 1 MiB).
+	MaxPromptBytes int
+	// MaxQueue caps waiting requests (default 64); more get 503.
+	MaxQueue int
+	// Version is reported by /api/version.
+	Version string
+	// Logger receives request and model logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server serves the API. Create it with New; it is an http.Handler.
+type Server struct {
+	opts   Options
+	run    *runner
+	mux    *http.ServeMux
+	log    *slog.Logger
+	origin map[string]bool
+}
+
+// New returns a Server for opts.
+func New(opts Options) (*Server, error) {
+	if opts.Loader == nil {
+		return nil, errors.New("api: Options.Loader is required")
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 8 << 20
+	}
+	if opts.MaxPromptBytes <= 0 {
+		opts.MaxPromptBytes = 1 << 20
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 64
+	}
+	if opts.Version == "" {
+		opts.Version = "0.0.0"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, log: log, origin: map[string]bool{}, mux: http.NewServeMux()}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			return nil, errors.New("api: AllowedOrigins may not contain \"*\"")
+		}
+		s.origin[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	s.run = newRunner(opts.Loader, opts.IdleUnload, opts.MaxQueue, log)
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("/v1/chat/completions", post(s.handleChatCompletions))
+	s.mux.HandleFunc("/v1/completions", post(s.handleCompletions))
+	s.mux.HandleFunc("/v1/models", get(s.handleModels))
+	s.mux.HandleFunc("/v1/models/{id...}", get(s.handleModel))
+	s.mux.HandleFunc("/api/chat", post(s.handleOllamaChat))
+	s.mux.HandleFunc("/api/generate", post(s.handleOllamaGenerate))
+	s.mux.HandleFunc("/api/tags", get(s.handleTags))
+	s.mux.HandleFunc("/api/show", post(s.handleShow))
+	s.mux.HandleFunc("/api/ps", get(s.handlePs))
+	s.mux.HandleFunc("/api/version", get(s.handleVersion))
+	s.mux.HandleFunc("/{$}", get(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "phi4mac is running")
+	}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such endpoint: " + r.URL.Path})
+	})
+}
+
+func post(h http.HandlerFunc) http.HandlerFunc { return method(http.MethodPost, h) }
+func get(h http.HandlerFunc) http.HandlerFunc  { return method(http.MethodGet, h) }
+
+func method(m string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", m)
+			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+				msg: fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m)})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// ServeHTTP applies the security checks, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden_host",
+			msg: fmt.Sprintf("host %q is not allowed: connect through localhost or 127.0.0.1", r.Host)})
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !s.origin[strings.ToLower(origin)] {
+			writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden_origin",
+				msg: fmt.Sprintf("origin %q is not allowed (add it to api.allowed_origins)", origin)})
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	if s.opts.Token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="phi4mac"`)
+			writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "invalid_api_key",
+				typ: "authentication_error", msg: "missing or wrong API token (send Authorization: Bearer <token>)"})
+			return
+		}
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if config.IsLoopbackHost(host) {
+		return true
+	}
+	return slices.ContainsFunc(s.opts.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) })
+}
+
+// Close unloads the model; requests after Close fail.
+func (s *Server) Close() error {
+	s.run.close()
+	return nil
+}
+
+// Status is a snapshot of the server's state.
+type Status struct {
+	Loaded string // name of the resident model, "" if none
+	Busy   bool   // a generation is running
+	Queued int    // requests waiting
+}
+
+// Status reports what the server is doing.
+func (s *Server) Status() Status {
+	lm, busy, q := s.run.status()
+	st := Status{Busy: busy, Queued: q}
+	if lm != nil {
+		st.Loaded = lm.info.Name
+	}
+	return st
+}
+
+// apiError is an error with an HTTP status, written in the format of the
+// API the request came through.
+type apiError struct {
+	status int
+	typ    string // OpenAI "type"; default from status
+	code   string // OpenAI "code"
+	param  string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(param, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_request", param: param, msg: fmt.Sprintf(format, args...)}
+}
+
+// toAPIError maps errors from loading and generating to HTTP statuses.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "request_too_large",
+			msg: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, llm.ErrUnknownModel):
+		return &apiError{status: http.StatusNotFound, code: "model_not_found", param: "model", msg: err.Error()}
+	case errors.Is(err, llm.ErrContextFull):
+		return &apiError{status: http.StatusBadRequest, code: "context_length_exceeded", param: "messages", msg: err.Error()}
+	case errors.Is(err, llm.ErrBadRequest):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: err.Error()}
+	case errors.Is(err, errQueueFull):
+		return &apiError{status: http.StatusServiceUnavailable, code: "overloaded", typ: "server_error", msg: err.Error()}
+	case errors.Is(err, errBadJSON):
+		return &apiError{status: http.StatusInternalServerError, code: "invalid_json_output", typ: "server_error",
+			msg: "the model did not produce a valid JSON object; try again or rephrase"}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{status: 499, code: "canceled", msg: "request canceled"}
+	default:
+		return &apiError{status: http.StatusInternalServerError, code: "internal_error", typ: "server_error", msg: err.Error()}
+	}
+}
+
+// isOpenAI reports whether r came through the OpenAI-compatible API.
+func isOpenAI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/") }
+
+// writeError writes err as JSON in the request's API's error format.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := toAPIError(err)
+	if e.status == 499 { // the client is gone; nothing to write
+		return
+	}
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.status, errorBody(r, e))
+}
+
+func errorBody(r *http.Request, e *apiError) any {
+	if !isOpenAI(r) {
+		return map[string]string{"error": e.msg}
+	}
+	typ := e.typ
+	if typ == "" {
+		typ = "invalid_request_error"
+		if e.status == http.StatusNotFound && e.code != "model_not_found" {
+			typ = "not_found_error"
+		}
+	}
+	var param any
+	if e.param != "" {
+		param = e.param
+	}
+	return map[string]any{"error": map[string]any{"message": e.msg, "type": typ, "param": param, "code": e.code}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
