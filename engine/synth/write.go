@@ -1,0 +1,385 @@
+package synth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+	"github.com/phi4mac/phi4mac/engine/weights"
+)
+
+// chunkElems bounds the scratch buffers used while generating a tensor.
+const chunkElems = 1 << 20
+
+// Progress is called after each tensor is generated: done of total
+// tensors, and the name of the tensor just finished.
+type Progress func(done, total int, name string)
+
+// BF16 returns the tensor's BF16 data (little-endian bytes).
+func (c Config) BF16(t TensorSpec) []byte {
+	n := t.Elements()
+	out := make([]byte, 2*n)
+	buf := make([]uint16, min(n, chunkElems))
+	for start := 0; start < n; start += len(buf) {
+		m := min(len(buf), n-start)
+		GenerateBF16(c.Seed, t, start, buf[:m])
+		for j, h := range buf[:m] {
+			out[2*(start+j)], out[2*(start+j)+1] = byte(h), byte(h>>8)
+		}
+	}
+	return out
+}
+
+// Encode returns the tensor's data encoded as typ (F32, F16, BF16 exactly;
+// Q8_0, Q4_0, Q5_0 with GGML's reference quantizers, row by row).
+func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
+	n := t.Elements()
+	row := t.Shape[len(t.Shape)-1]
+	rowBytes, err := typ.RowBytes(row)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", t.GGUFName, err)
+	}
+	if !quant.CanQuantize(typ) {
+		return nil, fmt.Errorf("tensor %s: no encoder for %s", t.GGUFName, typ)
+	}
+	out := make([]byte, n/row*rowBytes)
+	rows := max(1, chunkElems/row)
+	bits := make([]uint16, min(n, rows*row))
+	f32 := make([]float32, len(bits))
+	for r := 0; r < n/row; r += rows {
+		m := min(rows, n/row-r)
+		GenerateBF16(c.Seed, t, r*row, bits[:m*row])
+		for j, h := range bits[:m*row] {
+			f32[j] = math.Float32frombits(uint32(h) << 16)
+		}
+		if err := quant.Quantize(typ, f32[:m*row], out[r*rowBytes:(r+m)*rowBytes]); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", t.GGUFName, err)
+		}
+	}
+	return out, nil
+}
+
+// WriteSafetensors writes the model as a BF16 model.safetensors with Hugging
+// Face names, tensors sorted by name, as the reference generator does.
+func (c Config) WriteSafetensors(w io.Writer, progress Progress) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	specs := c.Tensors()
+	sort.Slice(specs, func(i, j int) bool { return specs[i].HFName < specs[j].HFName })
+	tensors := make([]*weights.Tensor, len(specs))
+	bySpec := map[*weights.Tensor]TensorSpec{}
+	for i, s := range specs {
+		tensors[i] = &weights.Tensor{Name: s.HFName, Type: quant.BF16, Shape: s.Shape}
+		bySpec[tensors[i]] = s
+	}
+	done := 0
+	return weights.WriteSafetensorsFunc(w, tensors, map[string]string{"format": "pt"}, func(t *weights.Tensor) ([]byte, error) {
+		b := c.BF16(bySpec[t])
+		done++
+		if progress != nil {
+			progress(done, len(tensors), t.Name)
+		}
+		return b, nil
+	})
+}
+
+// fileType returns llama.cpp's general.file_type for a model whose matrices
+// are typ.
+func fileType(typ quant.Type) (uint32, error) {
+	switch typ {
+	case quant.F32:
+		return 0, nil
+	case quant.F16:
+		return 1, nil
+	case quant.Q4_0:
+		return 2, nil
+	case quant.Q8_0:
+		return 7, nil
+	case quant.Q5_0:
+		return 8, nil
+	case quant.BF16:
+		return 32, nil
+	}
+	return 0, fmt.Errorf("no GGUF file type for %s models", typ)
+}
+
+// FileType returns llama.cpp's general.file_type for a model whose
+// matrices are typ (F32 0, F16 1, Q4_0 2, Q8_0 7, Q5_0 8, BF16 32).
+func FileType(typ quant.Type) (uint32, error) { return fileType(typ) }
+
+// GGUFMetadata returns the model metadata (everything but the tokenizer)
+// in the order llama.cpp's convert_hf_to_gguf.py writes it for a
+// Phi3ForCausalLM checkpoint whose matrices are typ.
+func (c Config) GGUFMetadata(typ quant.Type) ([]weights.KV, error) {
+	ft, err := fileType(typ)
+	if err != nil {
+		return nil, err
+	}
+	u := func(n int) weights.Value { return weights.Uint32Value(uint32(n)) }
+	kvs := []weights.KV{{Key: "general.architecture", Value: weights.StringValue("phi3")}}
+	if c.LongRoPE {
+		kvs = append(kvs, weights.KV{Key: "phi3.rope.scaling.attn_factor", Value: weights.Float32Value(float32(c.AttnFactor()))})
+	}
+	sliding := 0
+	if c.LongRoPE {
+		sliding = 262144 // phi-4-mini's config value (llama.cpp ignores it)
+	}
+	kvs = append(kvs,
+		weights.KV{Key: "general.type", Value: weights.StringValue("model")},
+		weights.KV{Key: "general.name", Value: weights.StringValue(c.GGUFName())},
+		weights.KV{Key: "general.size_label", Value: weights.StringValue(SizeLabel(c.Params()))},
+		weights.KV{Key: "phi3.context_length", Value: u(c.Ctx)},
+		weights.KV{Key: "phi3.rope.scaling.original_context_length", Value: u(c.OriginalCtx())},
+		weights.KV{Key: "phi3.embedding_length", Value: u(c.Hidden)},
+		weights.KV{Key: "phi3.feed_forward_length", Value: u(c.Intermediate)},
+		weights.KV{Key: "phi3.block_count", Value: u(c.Layers)},
+		weights.KV{Key: "phi3.attention.head_count", Value: u(c.Heads)},
+		weights.KV{Key: "phi3.attention.head_count_kv", Value: u(c.KVHeads)},
+		weights.KV{Key: "phi3.attention.layer_norm_rms_epsilon", Value: weights.Float32Value(float32(c.RMSEps))},
+		weights.KV{Key: "phi3.rope.dimension_count", Value: u(c.RotaryDim())},
+		weights.KV{Key: "phi3.rope.freq_base", Value: weights.Float32Value(float32(c.RopeTheta))},
+		weights.KV{Key: "general.file_type", Value: weights.Uint32Value(ft)},
+		weights.KV{Key: "phi3.attention.sliding_window", Value: u(sliding)},
+		weights.KV{Key: "general.quantization_version", Value: weights.Uint32Value(2)},
+	)
+	return kvs, nil
+}
+
+// WriteGGUF writes the model as GGUF: 2-D weights as typ (F32, F16, BF16,
+// Q8_0, Q4_0 or Q5_0), 1-D norms as F32, tensors in Hugging Face name order
+// with llama.cpp names (LongRoPE factors first), followed by the given
+// tokenizer metadata (see weights.HFTokenizerKVs / weights.TokenizerKVs;
+// may be nil for a model without a vocabulary). For F32, F16 and BF16 the
+// output is byte-identical to what llama.cpp's converter writes from the
+// generated HF folder.
+func (c Config) WriteGGUF(w io.Writer, typ quant.Type, tokenizer []weights.KV, progress Progress) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if !quant.CanQuantize(typ) {
+		return fmt.Errorf("synth: cannot write %s weights (have F32, F16, BF16, Q8_0, Q4_0, Q5_0)", typ)
+	}
+	if err := checkTokenizer(tokenizer, c.Vocab); err != nil {
+		return err
+	}
+	meta, err := c.GGUFMetadata(typ)
+	if err != nil {
+		return err
+	}
+	gw := weights.NewGGUFWriter(w)
+	for _, kv := range append(meta, tokenizer...) {
+		if err := gw.SetMeta(kv.Key, kv.Value); err != nil {
+			return err
+		}
+	}
+	var short, long []float32
+	if c.LongRoPE {
+		short, long = c.RopeFactors()
+		if err := gw.AddTensor("rope_factors_long.weight", quant.F32, []int{len(long)}); err != nil {
+			return err
+		}
+		if err := gw.AddTensor("rope_factors_short.weight", quant.F32, []int{len(short)}); err != nil {
+			return err
+		}
+	}
+	specs := c.Tensors()
+	sort.Slice(specs, func(i, j int) bool { return specs[i].HFName < specs[j].HFName })
+	types := make([]quant.Type, len(specs))
+	for i, s := range specs {
+		types[i] = typ
+		if len(s.Shape) == 1 {
+			types[i] = quant.F32
+		}
+		if err := gw.AddTensor(s.GGUFName, types[i], s.Shape); err != nil {
+			return err
+		}
+	}
+	if c.LongRoPE {
+		for _, f := range []struct {
+			name string
+			v    []float32
+		}{{"rope_factors_long.weight", long}, {"rope_factors_short.weight", short}} {
+			b := make([]byte, 4*len(f.v))
+			if err := quant.Quantize(quant.F32, f.v, b); err != nil {
+				return err
+			}
+			if err := gw.WriteTensor(f.name, b); err != nil {
+				return err
+			}
+		}
+	}
+	for i, s := range specs {
+		data, err := c.Encode(s, types[i])
+		if err != nil {
+			return err
+		}
+		if err := gw.WriteTensor(s.GGUFName, data); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(i+1, len(specs), s.GGUFName)
+		}
+	}
+	return gw.Close()
+}
+
+// checkTokenizer checks that tokenizer metadata fits a vocabulary of
+// vocab rows.
+func checkTokenizer(kvs []weights.KV, vocab int) error {
+	for _, kv := range kvs {
+		if kv.Key == "tokenizer.ggml.tokens" && kv.Value.Len() != vocab {
+			return fmt.Errorf("synth: tokenizer has %d tokens but the model's vocabulary is %d (use --vocab %d)", kv.Value.Len(), vocab, kv.Value.Len())
+		}
+	}
+	return nil
+}
+
+// hfConfig is config.json of a generated model (Phi3ForCausalLM).
+type hfConfig struct {
+	Architectures         []string       `json:"architectures"`
+	AttentionBias         bool           `json:"attention_bias"`
+	AttentionDropout      float64        `json:"attention_dropout"`
+	BOSTokenID            *int           `json:"bos_token_id"`
+	EmbdPdrop             float64        `json:"embd_pdrop"`
+	EOSTokenID            *int           `json:"eos_token_id"`
+	HiddenAct             string         `json:"hidden_act"`
+	HiddenSize            int            `json:"hidden_size"`
+	InitializerRange      float64        `json:"initializer_range"`
+	IntermediateSize      int            `json:"intermediate_size"`
+	MaxPositionEmbeddings int            `json:"max_position_embeddings"`
+	ModelType             string         `json:"model_type"`
+	NumAttentionHeads     int            `json:"num_attention_heads"`
+	NumHiddenLayers       int            `json:"num_hidden_layers"`
+	NumKeyValueHeads      int            `json:"num_key_value_heads"`
+	OrigMaxPosition       int            `json:"original_max_position_embeddings"`
+	PadTokenID            *int           `json:"pad_token_id"`
+	PartialRotaryFactor   *float64       `json:"partial_rotary_factor,omitempty"`
+	ResidPdrop            float64        `json:"resid_pdrop"`
+	RMSNormEps            float64        `json:"rms_norm_eps"`
+	RopeScaling           map[string]any `json:"rope_scaling"`
+	RopeTheta             float64        `json:"rope_theta"`
+	SlidingWindow         *int           `json:"sliding_window"`
+	TieWordEmbeddings     bool           `json:"tie_word_embeddings"`
+	TorchDType            string         `json:"torch_dtype"`
+	UseCache              bool           `json:"use_cache"`
+	VocabSize             int            `json:"vocab_size"`
+}
+
+// tokenizerFiles are copied from a tokenizer source folder into a generated
+// HF folder.
+var tokenizerFiles = []string{"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+	"added_tokens.json", "special_tokens_map.json", "generation_config.json"}
+
+// WriteHF writes a Hugging Face model folder: config.json, model.safetensors
+// (BF16) and, when tokenizerDir is not empty, the tokenizer files copied
+// from it (their special token ids go into config.json).
+func (c Config) WriteHF(dir, tokenizerDir string, progress Progress) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	cfg := hfConfig{
+		Architectures: []string{"Phi3ForCausalLM"}, HiddenAct: "silu", HiddenSize: c.Hidden,
+		InitializerRange: 0.02, IntermediateSize: c.Intermediate, MaxPositionEmbeddings: c.Ctx,
+		ModelType: "phi3", NumAttentionHeads: c.Heads, NumHiddenLayers: c.Layers,
+		NumKeyValueHeads: c.KVHeads, OrigMaxPosition: c.OriginalCtx(), RMSNormEps: c.RMSEps,
+		RopeTheta: c.RopeTheta, TieWordEmbeddings: c.Tied, TorchDType: "bfloat16", UseCache: true,
+		VocabSize: c.Vocab,
+	}
+	if c.RotaryDim() != c.HeadDim() {
+		p := c.PartialRotary
+		cfg.PartialRotaryFactor = &p
+	}
+	if c.LongRoPE {
+		short, long := c.RopeFactors()
+		cfg.RopeScaling = map[string]any{"type": "longrope", "short_factor": short, "long_factor": long}
+		sw := 262144
+		cfg.SlidingWindow = &sw
+	}
+	if tokenizerDir != "" {
+		kvs, err := weights.HFTokenizerKVs(tokenizerDir, 0, "dbrx")
+		if err != nil {
+			return fmt.Errorf("synth: %w", err)
+		}
+		if err := checkTokenizer(kvs, c.Vocab); err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			id, ok := kv.Value.V.(uint32)
+			if !ok {
+				continue
+			}
+			v := int(id)
+			switch kv.Key {
+			case "tokenizer.ggml.bos_token_id":
+				cfg.BOSTokenID = &v
+			case "tokenizer.ggml.eos_token_id":
+				cfg.EOSTokenID = &v
+			case "tokenizer.ggml.padding_token_id":
+				cfg.PadTokenID = &v
+			}
+		}
+		for _, name := range tokenizerFiles {
+			if err := copyFile(filepath.Join(tokenizerDir, name), filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("synth: copy tokenizer: %w", err)
+			}
+		}
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return writeFileWith(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error {
+		return c.WriteSafetensors(w, progress)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return writeFileWith(dst, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}
+
+// writeFileWith creates path (via a temporary file renamed into place on
+// success) and lets write fill it.
+func writeFileWith(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// WriteFile writes a file atomically (temporary file, then rename), for
+// callers producing GGUF or safetensors output.
+func WriteFile(path string, write func(io.Writer) error) error { return writeFileWith(path, write) }
