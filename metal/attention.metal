@@ -1,10 +1,10 @@
-// Causal grouped-query attention over the F16 KV cache, split over the
+// Causal grouped-query attention over the KV cache (F16 or F32), split over the
 // sequence (flash-decoding): attn_partial computes, for each (head, token,
 // split), the running max, the softmax denominator and the unnormalised
 // weighted sum of values over its chunk of positions; attn_reduce combines
 // the splits. The same pair serves decode (n_tok = 1) and prefill (query
 // row t sees positions 0..pos0+t).
-// attn_partial grid: (n_heads, n_tok, n_split) threadgroups of 32 threads
+// attn_partial_* grid: (n_heads, n_tok, n_split) threadgroups of 32 threads
 // (one simdgroup): lane j scores position base+j, then every lane
 // accumulates its own head dimensions. head_dim <= 256.
 #include <metal_stdlib>
@@ -13,22 +13,18 @@ using namespace metal;
 
 #define MAX_DIMS_PER_LANE 8
 
-kernel void attn_partial(device const float* qkv [[buffer(0)]],
-                         device const half* kcache [[buffer(1)]],
-                         device const half* vcache [[buffer(2)]],
-                         device float* part [[buffer(3)]],
-                         constant AttnArgs& a [[buffer(4)]],
-                         uint3 tg [[threadgroup_position_in_grid]],
-                         uint lane [[thread_index_in_simdgroup]]) {
-    threadgroup float probs[32];
+template <typename KV>
+inline void attn_partial_impl(device const float* qkv, device const KV* kcache, device const KV* vcache,
+                              device float* part, constant AttnArgs& a, uint3 tg, uint lane,
+                              threadgroup float* probs) {
     uint h = tg.x, t = tg.y, sp = tg.z;
     uint kvh = h / (a.n_heads / a.n_kv_heads);
     uint kv_len = a.pos0 + t + 1;
     uint start = sp * a.chunk;
     uint end = min(start + a.chunk, kv_len);
     device const float* q = qkv + t * a.q_stride + h * a.head_dim;
-    device const half* kh = kcache + ulong(kvh) * a.ctx * a.head_dim;
-    device const half* vh = vcache + ulong(kvh) * a.ctx * a.head_dim;
+    device const KV* kh = kcache + ulong(kvh) * a.ctx * a.head_dim;
+    device const KV* vh = vcache + ulong(kvh) * a.ctx * a.head_dim;
     float m = -INFINITY, l = 0.0f;
     float acc[MAX_DIMS_PER_LANE];
     for (uint j = 0; j < MAX_DIMS_PER_LANE; j++) acc[j] = 0.0f;
@@ -36,7 +32,7 @@ kernel void attn_partial(device const float* qkv [[buffer(0)]],
         uint p = base + lane;
         float score = -INFINITY;
         if (p < end) {
-            device const half* k = kh + ulong(p) * a.head_dim;
+            device const KV* k = kh + ulong(p) * a.head_dim;
             float s = 0.0f;
             for (uint d = 0; d < a.head_dim; d++) s += q[d] * float(k[d]);
             score = s * a.scale;
@@ -67,6 +63,28 @@ kernel void attn_partial(device const float* qkv [[buffer(0)]],
         uint d = lane + 32 * j;
         if (d < a.head_dim) out[2 + d] = acc[j];
     }
+}
+
+kernel void attn_partial_f16(device const float* qkv [[buffer(0)]],
+                             device const half* kcache [[buffer(1)]],
+                             device const half* vcache [[buffer(2)]],
+                             device float* part [[buffer(3)]],
+                             constant AttnArgs& a [[buffer(4)]],
+                             uint3 tg [[threadgroup_position_in_grid]],
+                             uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float probs[32];
+    attn_partial_impl<half>(qkv, kcache, vcache, part, a, tg, lane, probs);
+}
+
+kernel void attn_partial_f32(device const float* qkv [[buffer(0)]],
+                             device const float* kcache [[buffer(1)]],
+                             device const float* vcache [[buffer(2)]],
+                             device float* part [[buffer(3)]],
+                             constant AttnArgs& a [[buffer(4)]],
+                             uint3 tg [[threadgroup_position_in_grid]],
+                             uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float probs[32];
+    attn_partial_impl<float>(qkv, kcache, vcache, part, a, tg, lane, probs);
 }
 
 // attn_reduce grid: (n_heads, n_tok) threadgroups of 32 threads.

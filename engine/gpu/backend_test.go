@@ -1,0 +1,469 @@
+package gpu_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/gpu"
+	"github.com/phi4mac/phi4mac/engine/gpu/emu"
+	"github.com/phi4mac/phi4mac/engine/quant"
+	"github.com/phi4mac/phi4mac/engine/weights"
+)
+
+var (
+	devOnce sync.Once
+	dev     *emu.Device
+	devErr  error
+)
+
+// device returns the emulator shared by the tests of this package.
+func device(t testing.TB) *emu.Device {
+	t.Helper()
+	devOnce.Do(func() { dev, devErr = emu.New(context.Background(), emu.Options{}) })
+	if devErr != nil {
+		t.Fatal(devErr)
+	}
+	return dev
+}
+
+func newBackend(t testing.TB, span int) *gpu.Backend {
+	b := gpu.New(device(t), gpu.Options{AttnSpan: span})
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func randFloats(r *rand.Rand, n int, scale float64) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32((r.Float64()*2 - 1) * scale)
+	}
+	return out
+}
+
+// makeTensor encodes vals ([rows, cols]) as typ. K-quant blocks get random
+// bits with small scales (there is no reference K-quantiser).
+func makeTensor(t *testing.T, r *rand.Rand, typ quant.Type, rows, cols int, vals []float32) *weights.Tensor {
+	t.Helper()
+	var data []byte
+	switch typ {
+	case quant.F32:
+		for _, v := range vals {
+			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+		}
+	case quant.F16:
+		for _, v := range vals {
+			data = binary.LittleEndian.AppendUint16(data, quant.F32ToF16(v))
+		}
+	case quant.BF16:
+		for _, v := range vals {
+			data = binary.LittleEndian.AppendUint16(data, quant.F32ToBF16(v))
+		}
+	case quant.Q4_K, quant.Q6_K:
+		rb, err := typ.RowBytes(cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = make([]byte, rows*rb)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		bb := typ.BlockBytes()
+		for off := 0; off < len(data); off += bb {
+			if typ == quant.Q4_K {
+				binary.LittleEndian.PutUint16(data[off:], quant.F32ToF16(float32(r.Float64()*0.01)))
+				binary.LittleEndian.PutUint16(data[off+2:], quant.F32ToF16(float32(r.Float64()*0.01)))
+			} else {
+				binary.LittleEndian.PutUint16(data[off+208:], quant.F32ToF16(float32(r.Float64()*0.01)))
+			}
+		}
+	default:
+		rb, err := typ.RowBytes(cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = make([]byte, rows*rb)
+		if err := quant.Quantize(typ, vals, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &weights.Tensor{Name: typ.String(), Type: typ, Shape: []int{rows, cols}, Data: data}
+}
+
+// dequant returns the tensor's values as the reference sees them.
+func dequant(t *testing.T, w *weights.Tensor) []float64 {
+	t.Helper()
+	n := w.Shape[0] * w.Shape[1]
+	f := make([]float32, n)
+	if err := quant.Dequantize(w.Type, w.Data, f); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float64, n)
+	for i, v := range f {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func upload(t *testing.T, b *gpu.Backend, rows, cols int, vals []float32) engine.Buffer {
+	t.Helper()
+	buf := b.NewBuffer(rows, cols)
+	// Write through a one-row-at-a-time embed of an F32 table would test
+	// more than needed: the buffers are host-visible, so fill them via an
+	// F32 weight and Embed.
+	table := &weights.Tensor{Name: "x", Type: quant.F32, Shape: []int{rows, cols}}
+	for _, v := range vals {
+		table.Data = binary.LittleEndian.AppendUint32(table.Data, math.Float32bits(v))
+	}
+	ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int, rows)
+	for i := range ids {
+		ids[i] = i
+	}
+	b.Embed(buf, ws[0], ids)
+	return buf
+}
+
+func read(t *testing.T, b *gpu.Backend, x engine.Buffer) []float32 {
+	t.Helper()
+	out := make([]float32, x.Rows()*x.Cols())
+	if err := b.Read(x, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// maxErr returns the largest |got-want| / (tol scale).
+type errStat struct{ abs, rel float64 }
+
+func compare(t *testing.T, what string, got []float32, want, scale []float64, tol float64) errStat {
+	t.Helper()
+	var st errStat
+	for i := range want {
+		d := math.Abs(float64(got[i]) - want[i])
+		st.abs = max(st.abs, d)
+		s := 1.0
+		if scale != nil {
+			s = max(scale[i], 1e-30)
+		}
+		st.rel = max(st.rel, d/s)
+		if d > tol*s || math.IsNaN(float64(got[i])) {
+			t.Errorf("%s: [%d] got %v, want %v (|Δ| %.3g, scale %.3g)", what, i, got[i], want[i], d, s)
+			return st
+		}
+	}
+	return st
+}
+
+func TestMatMul(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(1, 2))
+	tests := []struct {
+		typ        quant.Type
+		out, in, n int
+	}{
+		{quant.F32, 13, 37, 3},
+		{quant.F16, 13, 7, 2},   // odd rows: the scalar path
+		{quant.F16, 21, 132, 3}, // half4 path and a tail of lanes
+		{quant.BF16, 9, 64, 1},
+		{quant.Q8_0, 13, 96, 3},
+		{quant.Q4_0, 17, 64, 2},
+		{quant.Q5_0, 11, 160, 1},
+		{quant.Q4_K, 9, 512, 2},
+		{quant.Q6_K, 10, 256, 3},
+		{quant.Q8_0, 1, 32, 1},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s_%dx%d_n%d", tc.typ, tc.out, tc.in, tc.n), func(t *testing.T) {
+			wt := makeTensor(t, r, tc.typ, tc.out, tc.in, randFloats(r, tc.out*tc.in, 1))
+			ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			xv := randFloats(r, tc.n*tc.in, 1)
+			x := upload(t, b, tc.n, tc.in, xv)
+			y := b.NewBuffer(tc.n, tc.out)
+			b.MatMul(y, x, ws[0])
+			got := read(t, b, y)
+			w := dequant(t, wt)
+			want := make([]float64, tc.n*tc.out)
+			scale := make([]float64, tc.n*tc.out)
+			for i := 0; i < tc.n; i++ {
+				for o := 0; o < tc.out; o++ {
+					var s, a float64
+					for k := 0; k < tc.in; k++ {
+						p := w[o*tc.in+k] * float64(xv[i*tc.in+k])
+						s += p
+						a += math.Abs(p)
+					}
+					want[i*tc.out+o], scale[i*tc.out+o] = s, a
+				}
+			}
+			st := compare(t, "matmul", got, want, scale, 1e-5)
+			t.Logf("max |Δ| %.3g, max |Δ|/Σ|w·x| %.3g", st.abs, st.rel)
+		})
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		typ        quant.Type
+		rows, cols int
+	}{
+		{quant.F32, 7, 13}, {quant.F16, 7, 13}, {quant.BF16, 5, 64}, {quant.Q8_0, 9, 64},
+		{quant.Q4_0, 9, 96}, {quant.Q5_0, 9, 32}, {quant.Q4_K, 4, 256}, {quant.Q6_K, 4, 512},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			wt := makeTensor(t, r, tc.typ, tc.rows, tc.cols, randFloats(r, tc.rows*tc.cols, 1))
+			ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := []int{tc.rows - 1, 0, 2, 2}
+			dst := b.NewBuffer(len(ids), tc.cols)
+			b.Embed(dst, ws[0], ids)
+			got := read(t, b, dst)
+			w := dequant(t, wt)
+			var want []float64
+			for _, id := range ids {
+				want = append(want, w[id*tc.cols:(id+1)*tc.cols]...)
+			}
+			compare(t, "embed", got, want, nil, 0)
+		})
+	}
+}
+
+func TestRMSNorm(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, cols := range []int{1, 31, 67, 300, 1000} {
+		rows := 3
+		xv := randFloats(r, rows*cols, 3)
+		wv := randFloats(r, cols, 2)
+		w := makeTensor(t, r, quant.F32, 1, cols, wv)
+		w.Shape = []int{cols}
+		ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := upload(t, b, rows, cols, xv)
+		y := b.NewBuffer(rows, cols)
+		b.RMSNorm(y, x, ws[0], 1e-5)
+		b.RMSNorm(x, x, ws[0], 1e-5) // in place
+		got, inPlace := read(t, b, y), read(t, b, x)
+		want := make([]float64, rows*cols)
+		for i := 0; i < rows; i++ {
+			var ss float64
+			for k := 0; k < cols; k++ {
+				ss += float64(xv[i*cols+k]) * float64(xv[i*cols+k])
+			}
+			rr := 1 / math.Sqrt(ss/float64(cols)+1e-5)
+			for k := 0; k < cols; k++ {
+				want[i*cols+k] = float64(xv[i*cols+k]) * rr * float64(wv[k])
+			}
+		}
+		st := compare(t, fmt.Sprintf("rms_norm cols %d", cols), got, want, nil, 2e-5)
+		compare(t, "rms_norm in place", inPlace, want, nil, 2e-5)
+		t.Logf("cols %d: max |Δ| %.3g", cols, st.abs)
+	}
+}
+
+// ropeRef rotates q and k heads of one qkv row in float64.
+func ropeRef(row []float64, pos int, r *engine.Rope) {
+	half := len(r.InvFreq)
+	for h := 0; h < r.Heads+r.KVHeads; h++ {
+		x := row[h*r.HeadDim:]
+		for i := 0; i < half; i++ {
+			a := float64(pos) * r.InvFreq[i]
+			c, s := math.Cos(a)*r.Scale, math.Sin(a)*r.Scale
+			i0, i1 := i, i+half
+			if r.Mode == engine.RopeNorm {
+				i0, i1 = 2*i, 2*i+1
+			}
+			x0, x1 := x[i0], x[i1]
+			x[i0], x[i1] = x0*c-x1*s, x1*c+x0*s
+		}
+	}
+}
+
+func TestRoPE(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(7, 8))
+	mk := func(mode engine.RopeMode, heads, kv, hd, rot int, theta, scale float64, factors []float64) *engine.Rope {
+		rp := &engine.Rope{Mode: mode, Heads: heads, KVHeads: kv, HeadDim: hd, Scale: scale}
+		for i := 0; i < rot/2; i++ {
+			f := 1.0
+			if factors != nil {
+				f = factors[i%len(factors)]
+			}
+			rp.InvFreq = append(rp.InvFreq, 1/(f*math.Pow(theta, float64(2*i)/float64(rot))))
+		}
+		return rp
+	}
+	for _, tc := range []struct {
+		name string
+		rope *engine.Rope
+		pos0 int
+	}{
+		{"neox_full", mk(engine.RopeNeox, 4, 1, 16, 16, 250000, 1, nil), 0},
+		{"neox_partial_longrope", mk(engine.RopeNeox, 2, 1, 64, 48, 10000, math.Sqrt(1.5), []float64{4.55, 5.17, 13.3, 1.26}), 431},
+		{"norm_gqa", mk(engine.RopeNorm, 8, 4, 8, 8, 10000, 1, nil), 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rp := tc.rope
+			n, cols := 3, (rp.Heads+2*rp.KVHeads)*rp.HeadDim
+			xv := randFloats(r, n*cols, 1)
+			x := upload(t, b, n, cols, xv)
+			b.RoPE(x, tc.pos0, rp)
+			got := read(t, b, x)
+			want := make([]float64, n*cols)
+			for i := range xv {
+				want[i] = float64(xv[i])
+			}
+			for i := 0; i < n; i++ {
+				ropeRef(want[i*cols:(i+1)*cols], tc.pos0+i, rp)
+			}
+			// float32 angles: position·inv_freq loses ~pos·2^-24 radians.
+			tol := 2e-6 * float64(tc.pos0+n+8)
+			st := compare(t, "rope", got, want, nil, tol)
+			t.Logf("max |Δ| %.3g (tolerance %.3g)", st.abs, tol)
+		})
+	}
+}
+
+func TestSiLUMulAdd(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(9, 10))
+	n, f := 3, 300
+	gv := randFloats(r, n*2*f, 4)
+	g := upload(t, b, n, 2*f, gv)
+	act := b.NewBuffer(n, f)
+	b.SiLUMul(act, g)
+	av := randFloats(r, n*f, 1)
+	acc := upload(t, b, n, f, av)
+	b.Add(acc, act)
+	gotAct, gotAcc := read(t, b, act), read(t, b, acc)
+	wantAct := make([]float64, n*f)
+	wantAcc := make([]float64, n*f)
+	for i := 0; i < n; i++ {
+		for k := 0; k < f; k++ {
+			gate, up := float64(gv[i*2*f+k]), float64(gv[i*2*f+f+k])
+			wantAct[i*f+k] = gate / (1 + math.Exp(-gate)) * up
+			wantAcc[i*f+k] = float64(av[i*f+k]) + wantAct[i*f+k]
+		}
+	}
+	compare(t, "silu_mul", gotAct, wantAct, nil, 1e-5)
+	compare(t, "add", gotAcc, wantAcc, nil, 1e-5)
+}
+
+func TestArgmax(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(11, 12))
+	cols := 1000
+	v := randFloats(r, 3*cols, 1)
+	v[0*cols+777] = 5
+	v[0*cols+900] = 5 // tie: the lower index wins
+	v[1*cols+3] = 2
+	for k := 0; k < cols; k++ {
+		v[2*cols+k] = -1
+	}
+	x := upload(t, b, 3, cols, v)
+	got, err := b.Argmax(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{777, 3, 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("argmax %v, want %v", got, want)
+	}
+}
+
+// TestAttention runs a prefill then decode steps through the cache and
+// compares with float64 attention over the cached (F16-rounded) keys and
+// values. A span of 4 positions makes every step use several splits.
+func TestAttention(t *testing.T) {
+	for _, tc := range []struct {
+		heads, kv, hd int
+		kvType        quant.Type
+		span          int
+	}{
+		{4, 1, 16, quant.F16, 4},
+		{4, 2, 40, quant.F32, 3},
+		{2, 2, 64, quant.F16, 256},
+		{6, 3, 96, quant.F16, 5},
+	} {
+		t.Run(fmt.Sprintf("h%d_kv%d_d%d_%s_span%d", tc.heads, tc.kv, tc.hd, tc.kvType, tc.span), func(t *testing.T) {
+			b := newBackend(t, tc.span)
+			r := rand.New(rand.NewPCG(13, uint64(tc.hd)))
+			cache, err := b.NewKVCache(engine.KVSpec{Layers: 2, Ctx: 16, KVHeads: tc.kv, HeadDim: tc.hd, Type: tc.kvType})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cache.Close()
+			cols := (tc.heads + 2*tc.kv) * tc.hd
+			var keys, vals [][]float64 // per position, kv*hd
+			round := func(v float32) float64 {
+				if tc.kvType == quant.F16 {
+					return float64(quant.F16ToF32(quant.F32ToF16(v)))
+				}
+				return float64(v)
+			}
+			pos := 0
+			for step, n := range []int{5, 1, 1, 3, 1} {
+				qv := randFloats(r, n*cols, 2)
+				q := upload(t, b, n, cols, qv)
+				out := b.NewBuffer(n, tc.heads*tc.hd)
+				b.Attention(out, q, cache, 1, pos)
+				got := read(t, b, out)
+				want := make([]float64, n*tc.heads*tc.hd)
+				for i := 0; i < n; i++ {
+					row := qv[i*cols:]
+					k := make([]float64, tc.kv*tc.hd)
+					v := make([]float64, tc.kv*tc.hd)
+					for j := range k {
+						k[j] = round(row[tc.heads*tc.hd+j])
+						v[j] = round(row[(tc.heads+tc.kv)*tc.hd+j])
+					}
+					keys, vals = append(keys, k), append(vals, v)
+					for h := 0; h < tc.heads; h++ {
+						g := h / (tc.heads / tc.kv)
+						scores := make([]float64, len(keys))
+						mx := math.Inf(-1)
+						for p := range keys {
+							var s float64
+							for d := 0; d < tc.hd; d++ {
+								s += float64(row[h*tc.hd+d]) * keys[p][g*tc.hd+d]
+							}
+							scores[p] = s / math.Sqrt(float64(tc.hd))
+							mx = max(mx, scores[p])
+						}
+						var sum float64
+						for p := range scores {
+							scores[p] = math.Exp(scores[p] - mx)
+							sum += scores[p]
+						}
+						for d := 0; d < tc.hd; d++ {
+							var a float64
+							for p := range scores {
+								a += scores[p] / sum * vals[p][g*tc.hd+d]
+							}
+							want[(i*tc.heads+h)*tc.hd+d] = a
+						}
+					}
+				}
+				st := compare(t, fmt.Sprintf("step %d", step), got, want, nil, 2e-5)
+				t.Logf("step %d (%d tokens at %d): max |Δ| %.3g", step, n, pos, st.abs)
+				pos += n
+			}
+		})
+	}
+}
