@@ -1,5 +1,147 @@
 package cpu
 
+import (
+
+	"golang.org/x/sys/cpu"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+//go:noescape
+func dotF32AVX2(a, b *float32, n int) float32
+
+//go:noescape
+func dotF16AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func dotQ8_0AVX2(w *byte, x *float32, nb int) float32
+
+//go:noescape
+func dotQ4_0AVX2(w *byte, x *float32, nb int) float32
+
+//go:noescape
+func axpyF32AVX2(a float32, x, y *float32, n int)
+
+//go:noescape
+func axpyF16AVX2(a float32, x *byte, y *float32, n int)
+
+//go:noescape
+func f32ToF16AVX2(src *float32, dst *byte, n int)
+
+//go:noescape
+func f16ToF32AVX2(src *byte, dst *float32, n int)
+
+//go:noescape
+func dot4F32AVX2(r0, r1, r2, r3, x *float32, n int, out *[4]float32)
+
+// hasAVX2 reports whether the CPU has what the amd64 kernels use.
+func hasAVX2() bool {
+	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
+}
+
 // simdKernels returns the AVX2/FMA/F16C kernel set when the CPU supports it,
-// else k.
-func simdKernels(k *kernels) *kernels { return k }
+// else k. Each kernel handles the part of a row that is a multiple of its
+// vector width and leaves any tail to the pure-Go code.
+func simdKernels(k *kernels) *kernels {
+	if !hasAVX2() {
+		return k
+	}
+	s := k.clone("avx2")
+	s.dotF32 = dotF32Fast
+	s.axpyF32 = func(a float32, x, y []float32) {
+		n := len(x) &^ 7
+		if n > 0 {
+			_ = y[len(x)-1]
+			axpyF32AVX2(a, &x[0], &y[0], n)
+		}
+		axpyF32Generic(a, x[n:], y[n:len(x)])
+	}
+	s.axpyF16 = func(a float32, x []byte, y []float32) {
+		n := len(y) &^ 7
+		if n > 0 {
+			_ = x[2*len(y)-1]
+			axpyF16AVX2(a, &x[0], &y[0], n)
+		}
+		axpyF16Generic(a, x[2*n:], y[n:])
+	}
+	s.f16Row = func(src []float32, dst []byte) {
+		n := len(src) &^ 7
+		if n > 0 {
+			_ = dst[2*len(src)-1]
+			f32ToF16AVX2(&src[0], &dst[0], n)
+		}
+		f32ToF16RowGeneric(src[n:], dst[2*n:])
+	}
+	s.dot4F32 = func(r0, r1, r2, r3, x []float32, out *[4]float32) {
+		n := len(x) &^ 7
+		if n > 0 {
+			_, _, _, _ = r0[len(x)-1], r1[len(x)-1], r2[len(x)-1], r3[len(x)-1]
+			dot4F32AVX2(&r0[0], &r1[0], &r2[0], &r3[0], &x[0], n, out)
+		} else {
+			*out = [4]float32{}
+		}
+		if n < len(x) {
+			out[0] += dotF32Generic(r0[n:len(x)], x[n:])
+			out[1] += dotF32Generic(r1[n:len(x)], x[n:])
+			out[2] += dotF32Generic(r2[n:len(x)], x[n:])
+			out[3] += dotF32Generic(r3[n:len(x)], x[n:])
+		}
+	}
+	s.formats[quant.F32] = format{func(w []byte, x []float32) float32 {
+		return dotF32Fast(bytesAsF32(w, len(x)), x)
+	}, dequantF32}
+	s.formats[quant.F16] = format{dotF16Fast, dequantF16Fast}
+	s.formats[quant.Q8_0] = format{func(w []byte, x []float32) float32 {
+		nb := len(x) / 32
+		if nb == 0 {
+			return 0
+		}
+		_ = w[34*nb-1]
+		return dotQ8_0AVX2(&w[0], &x[0], nb)
+	}, dequantQ8_0}
+	s.formats[quant.Q4_0] = format{func(w []byte, x []float32) float32 {
+		nb := len(x) / 32
+		if nb == 0 {
+			return 0
+		}
+		_ = w[18*nb-1]
+		return dotQ4_0AVX2(&w[0], &x[0], nb)
+	}, dequantQ4_0}
+	return s
+}
+
+func dotF32Fast(a, b []float32) float32 {
+	n := len(a) &^ 7
+	var s float32
+	if n > 0 {
+		_ = b[len(a)-1]
+		s = dotF32AVX2(&a[0], &b[0], n)
+	}
+	if n < len(a) {
+		s += dotF32Generic(a[n:], b[n:len(a)])
+	}
+	return s
+}
+
+func dotF16Fast(w []byte, x []float32) float32 {
+	n := len(x) &^ 7
+	var s float32
+	if n > 0 {
+		_ = w[2*len(x)-1]
+		s = dotF16AVX2(&w[0], &x[0], n)
+	}
+	if n < len(x) {
+		s += dotF16Generic(w[2*n:], x[n:])
+	}
+	return s
+}
+
+func dequantF16Fast(w []byte, dst []float32) {
+	n := len(dst) &^ 7
+	if n > 0 {
+		_ = w[2*len(dst)-1]
+		f16ToF32AVX2(&w[0], &dst[0], n)
+	}
+	dequantF16Generic(w[2*n:], dst[n:])
+}
+

@@ -1,0 +1,232 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+// testRow returns a random row of n elements in format t, made the way real
+// files are: floats rounded or quantised with engine/quant, and for the
+// K-quants random blocks with valid half-float scales.
+func testRow(t testing.TB, typ quant.Type, n int, rng *rand.Rand) []byte {
+	t.Helper()
+	src := make([]float32, n)
+	for i := range src {
+		src[i] = float32(rng.NormFloat64())
+	}
+	switch typ {
+	case quant.F32:
+		return append([]byte(nil), f32AsBytes(src)...)
+	case quant.F16, quant.BF16:
+		b := make([]byte, 2*n)
+		for i, v := range src {
+			h := quant.F32ToF16(v)
+			if typ == quant.BF16 {
+				h = quant.F32ToBF16(v)
+			}
+			binary.LittleEndian.PutUint16(b[2*i:], h)
+		}
+		return b
+	case quant.Q8_0, quant.Q4_0, quant.Q5_0:
+		rb, _ := typ.RowBytes(n)
+		b := make([]byte, rb)
+		if err := quant.Quantize(typ, src, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	case quant.Q4_K, quant.Q6_K:
+		rb, _ := typ.RowBytes(n)
+		b := make([]byte, rb)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		bs := typ.BlockBytes()
+		for blk := 0; blk < n/256; blk++ {
+			o := blk * bs
+			scale := func(at int) {
+				binary.LittleEndian.PutUint16(b[o+at:], quant.F32ToF16(float32(rng.Float64()*0.01+0.001)))
+			}
+			if typ == quant.Q4_K {
+				scale(0)
+				scale(2)
+			} else {
+				scale(208)
+			}
+		}
+		return b
+	}
+	t.Fatalf("no test rows for %s", typ)
+	return nil
+}
+
+func kernelSets() []*kernels {
+	g := genericKernels()
+	s := simdKernels(g)
+	if s == g {
+		return []*kernels{g}
+	}
+	return []*kernels{g, s}
+}
+
+func TestDequantMatchesQuant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, k := range kernelSets() {
+		for typ, f := range k.formats {
+			for _, n := range sizesFor(typ) {
+				row := testRow(t, typ, n, rng)
+				want := make([]float32, n)
+				if err := quant.Dequantize(typ, row, want); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]float32, n)
+				f.dequant(row, got)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s/%s n=%d: element %d = %g, engine/quant says %g", k.name, typ, n, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// sizesFor returns edge-case row lengths valid for a format.
+func sizesFor(typ quant.Type) []int {
+	switch typ.BlockSize() {
+	case 1:
+		return []int{1, 7, 8, 9, 31, 32, 33, 64, 100, 256, 1000, 2048}
+	case 32:
+		return []int{32, 64, 96, 160, 256, 2048, 5632}
+	default:
+		return []int{256, 512, 768, 2048, 5632 - 5632%256}
+	}
+}
+
+func TestDotMatchesDequant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, k := range kernelSets() {
+		for typ, f := range k.formats {
+			for _, n := range sizesFor(typ) {
+				row := testRow(t, typ, n, rng)
+				w := make([]float32, n)
+				if err := quant.Dequantize(typ, row, w); err != nil {
+					t.Fatal(err)
+				}
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				var want, mag float64
+				for i := range w {
+					want += float64(w[i]) * float64(x[i])
+					mag += math.Abs(float64(w[i]) * float64(x[i]))
+				}
+				got := float64(f.dot(row, x))
+				if math.Abs(got-want) > 2e-6*mag+1e-30 {
+					t.Errorf("%s/%s n=%d: dot %g, want %g (|Δ| %.3g, scale %.3g)", k.name, typ, n, got, want, math.Abs(got-want), mag)
+				}
+			}
+		}
+	}
+}
+
+func TestVectorKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, k := range kernelSets() {
+		for _, n := range []int{1, 5, 8, 13, 16, 17, 64, 128, 131} {
+			x := make([]float32, n)
+			y := make([]float32, n)
+			for i := range x {
+				x[i], y[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			h := make([]byte, 2*n)
+			k.f16Row(x, h)
+			for i := range x {
+				if got, want := binary.LittleEndian.Uint16(h[2*i:]), quant.F32ToF16(x[i]); got != want {
+					t.Fatalf("%s: f16Row n=%d [%d]: %#04x, want %#04x", k.name, n, i, got, want)
+				}
+			}
+			y1 := append([]float32(nil), y...)
+			k.axpyF32(0.5, x, y1)
+			y2 := append([]float32(nil), y...)
+			k.axpyF16(0.5, h, y2)
+			for i := range y {
+				if d := math.Abs(float64(y1[i] - (y[i] + 0.5*x[i]))); d > 1e-6 {
+					t.Fatalf("%s: axpyF32 n=%d [%d] off by %g", k.name, n, i, d)
+				}
+				if d := math.Abs(float64(y2[i] - (y[i] + 0.5*quant.F16ToF32(quant.F32ToF16(x[i]))))); d > 1e-6 {
+					t.Fatalf("%s: axpyF16 n=%d [%d] off by %g", k.name, n, i, d)
+				}
+			}
+			rows := [4][]float32{}
+			for r := range rows {
+				rows[r] = make([]float32, n)
+				for i := range rows[r] {
+					rows[r][i] = float32(rng.NormFloat64())
+				}
+			}
+			var out [4]float32
+			k.dot4F32(rows[0], rows[1], rows[2], rows[3], x, &out)
+			for r := range rows {
+				want := dotF32Generic(rows[r], x)
+				if d := math.Abs(float64(out[r] - want)); d > 1e-4 {
+					t.Fatalf("%s: dot4 n=%d row %d: %g, want %g", k.name, n, r, out[r], want)
+				}
+			}
+		}
+	}
+}
+
+func TestF16Conversion(t *testing.T) {
+	for i := 0; i < 1<<16; i++ {
+		h := uint16(i)
+		f := f16ToF32(h)
+		if q := quant.F16ToF32(h); math.Float32bits(q) != math.Float32bits(f) && !(math.IsNaN(float64(q)) && math.IsNaN(float64(f))) {
+			t.Fatalf("f16ToF32(%#04x) = %g, engine/quant says %g", h, f, q)
+		}
+		if !math.IsNaN(float64(f)) && f32ToF16(f) != h {
+			t.Fatalf("f32ToF16(%g) = %#04x, want %#04x", f, f32ToF16(f), h)
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 100000; i++ {
+		f := math.Float32frombits(rng.Uint32())
+		if math.IsNaN(float64(f)) {
+			continue
+		}
+		if got, want := f32ToF16(f), quant.F32ToF16(f); got != want {
+			t.Fatalf("f32ToF16(%g) = %#04x, engine/quant says %#04x", f, got, want)
+		}
+	}
+}
+
+func BenchmarkDot(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const rows, n = 256, 4096 // 4096×256 matrix: larger than L2, like a real layer slice
+	for _, k := range kernelSets() {
+		for _, typ := range []quant.Type{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.Q4_K, quant.Q6_K} {
+			f := k.formats[typ]
+			var data [][]byte
+			for r := 0; r < rows; r++ {
+				data = append(data, testRow(b, typ, n, rng))
+			}
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			b.Run(fmt.Sprintf("%s/%s", k.name, typ), func(b *testing.B) {
+				b.SetBytes(int64(len(data[0]) * rows))
+				for b.Loop() {
+					for _, row := range data {
+						f.dot(row, x)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,322 @@
+#include "textflag.h"
+
+// Horizontal sum of Y0 into X0[0].
+#define HSUM \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS X1, X0, X0 \
+	VHADDPS X0, X0, X0 \
+	VHADDPS X0, X0, X0
+
+// func dotF32AVX2(a, b *float32, n int) float32
+// n must be a multiple of 8.
+TEXT ·dotF32AVX2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+f32loop32:
+	CMPQ CX, $32
+	JL   f32loop8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  f32loop32
+f32loop8:
+	CMPQ CX, $8
+	JL   f32done
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  f32loop8
+f32done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF16AVX2(w *byte, x *float32, n int) float32
+// n must be a multiple of 8.
+TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+f16loop32:
+	CMPQ CX, $32
+	JL   f16loop8
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS 16(SI), Y5
+	VCVTPH2PS 32(SI), Y6
+	VCVTPH2PS 48(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  f16loop32
+f16loop8:
+	CMPQ CX, $8
+	JL   f16done
+	VCVTPH2PS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  f16loop8
+f16done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// Broadcast the half-float scale at off(SI) into Y9.
+#define SCALE(off) \
+	MOVWLZX off(SI), AX \
+	VMOVD AX, X9 \
+	VCVTPH2PS X9, X9 \
+	VBROADCASTSS X9, Y9
+
+// func dotQ8_0AVX2(w *byte, x *float32, nb int) float32
+// nb blocks of 32 values (34 bytes each).
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+q8loop:
+	CMPQ CX, $0
+	JE   q8done
+	SCALE(0)
+	VPMOVSXBD 2(SI), Y4
+	VPMOVSXBD 10(SI), Y5
+	VPMOVSXBD 18(SI), Y6
+	VPMOVSXBD 26(SI), Y7
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y5, Y5
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y7, Y7
+	VMULPS (DI), Y4, Y4
+	VMULPS 64(DI), Y6, Y6
+	VFMADD231PS 32(DI), Y5, Y4
+	VFMADD231PS 96(DI), Y7, Y6
+	VADDPS Y6, Y4, Y4
+	VFMADD231PS Y9, Y4, Y0
+	ADDQ $34, SI
+	ADDQ $128, DI
+	DECQ CX
+	JMP  q8loop
+q8done:
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotQ4_0AVX2(w *byte, x *float32, nb int) float32
+// nb blocks of 32 values (18 bytes each: scale, 16 bytes of nibbles; the
+// low nibbles are values 0..15, the high nibbles 16..31, both offset by 8).
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, X15
+	MOVL $0x08080808, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, X14
+q4loop:
+	CMPQ CX, $0
+	JE   q4done
+	SCALE(0)
+	VMOVDQU 2(SI), X4
+	VPSRLW $4, X4, X5
+	VPAND X15, X4, X4
+	VPAND X15, X5, X5
+	VPSUBB X14, X4, X4
+	VPSUBB X14, X5, X5
+	VPMOVSXBD X4, Y6
+	VPSRLDQ $8, X4, X4
+	VPMOVSXBD X4, Y7
+	VPMOVSXBD X5, Y10
+	VPSRLDQ $8, X5, X5
+	VPMOVSXBD X5, Y11
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y7, Y7
+	VCVTDQ2PS Y10, Y10
+	VCVTDQ2PS Y11, Y11
+	VMULPS (DI), Y6, Y6
+	VMULPS 64(DI), Y10, Y10
+	VFMADD231PS 32(DI), Y7, Y6
+	VFMADD231PS 96(DI), Y11, Y10
+	VADDPS Y10, Y6, Y6
+	VFMADD231PS Y9, Y6, Y0
+	ADDQ $18, SI
+	ADDQ $128, DI
+	DECQ CX
+	JMP  q4loop
+q4done:
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpyF32AVX2(a float32, x, y *float32, n int)
+// y += a·x; n must be a multiple of 8.
+TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+axf32loop:
+	CMPQ CX, $8
+	JL   axf32done
+	VMOVUPS (DI), Y2
+	VFMADD231PS (SI), Y0, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  axf32loop
+axf32done:
+	VZEROUPPER
+	RET
+
+// func axpyF16AVX2(a float32, x *byte, y *float32, n int)
+// y += a·x with x half floats; n must be a multiple of 8.
+TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+axf16loop:
+	CMPQ CX, $8
+	JL   axf16done
+	VCVTPH2PS (SI), Y1
+	VMOVUPS (DI), Y2
+	VFMADD231PS Y1, Y0, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  axf16loop
+axf16done:
+	VZEROUPPER
+	RET
+
+// func f32ToF16AVX2(src *float32, dst *byte, n int)
+// n must be a multiple of 8; rounds to nearest even.
+TEXT ·f32ToF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ n+16(FP), CX
+tohloop:
+	CMPQ CX, $8
+	JL   tohdone
+	VMOVUPS (SI), Y1
+	VCVTPS2PH $0, Y1, X2
+	VMOVDQU X2, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JMP  tohloop
+tohdone:
+	VZEROUPPER
+	RET
+
+// func f16ToF32AVX2(src *byte, dst *float32, n int)
+// n must be a multiple of 8.
+TEXT ·f16ToF32AVX2(SB), NOSPLIT, $0-24
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ n+16(FP), CX
+tofloop:
+	CMPQ CX, $8
+	JL   tofdone
+	VCVTPH2PS (SI), Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  tofloop
+tofdone:
+	VZEROUPPER
+	RET
+
+// func dot4F32AVX2(r0, r1, r2, r3, x *float32, n int, out *[4]float32)
+// out[i] = ri·x; n must be a multiple of 8.
+TEXT ·dot4F32AVX2(SB), NOSPLIT, $0-56
+	MOVQ r0+0(FP), R8
+	MOVQ r1+8(FP), R9
+	MOVQ r2+16(FP), R10
+	MOVQ r3+24(FP), R11
+	MOVQ x+32(FP), SI
+	MOVQ n+40(FP), CX
+	MOVQ out+48(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+d4loop16:
+	CMPQ CX, $16
+	JL   d4loop8
+	VMOVUPS (SI)(AX*1), Y4
+	VMOVUPS 32(SI)(AX*1), Y5
+	VFMADD231PS (R8)(AX*1), Y4, Y0
+	VFMADD231PS (R9)(AX*1), Y4, Y1
+	VFMADD231PS (R10)(AX*1), Y4, Y2
+	VFMADD231PS (R11)(AX*1), Y4, Y3
+	VFMADD231PS 32(R8)(AX*1), Y5, Y0
+	VFMADD231PS 32(R9)(AX*1), Y5, Y1
+	VFMADD231PS 32(R10)(AX*1), Y5, Y2
+	VFMADD231PS 32(R11)(AX*1), Y5, Y3
+	ADDQ $64, AX
+	SUBQ $16, CX
+	JMP  d4loop16
+d4loop8:
+	CMPQ CX, $8
+	JL   d4done
+	VMOVUPS (SI)(AX*1), Y4
+	VFMADD231PS (R8)(AX*1), Y4, Y0
+	VFMADD231PS (R9)(AX*1), Y4, Y1
+	VFMADD231PS (R10)(AX*1), Y4, Y2
+	VFMADD231PS (R11)(AX*1), Y4, Y3
+	ADDQ $32, AX
+	SUBQ $8, CX
+	JMP  d4loop8
+d4done:
+	// Reduce each accumulator; pack the four sums into X0.
+	VHADDPS Y1, Y0, Y0
+	VHADDPS Y3, Y2, Y2
+	VHADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVUPS X0, (DI)
+	VZEROUPPER
+	RET
