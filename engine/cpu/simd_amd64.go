@@ -1,7 +1,6 @@
 package cpu
 
 import (
-
 	"golang.org/x/sys/cpu"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
@@ -144,4 +143,3 @@ func dequantF16Fast(w []byte, dst []float32) {
 	}
 	dequantF16Generic(w[2*n:], dst[n:])
 }
-
