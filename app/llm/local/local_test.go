@@ -1,0 +1,163 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/app/llm"
+	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/internal/testrefs"
+	"github.com/phi4mac/phi4mac/tokenizer"
+)
+
+func microPath(t testing.TB) string {
+	return testrefs.Path(t, "models", "micro", "phi3-random-micro-F32.gguf")
+}
+
+func openMicro(t testing.TB, opts Options) *Model {
+	t.Helper()
+	info, err := PathInfo(microPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.SkipMemoryCheck = true
+	m, err := Open(context.Background(), info, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// engineGreedy runs the engine directly (no adapter) on the chat-templated
+// messages and returns the decoded text, special tokens left out.
+func engineGreedy(t testing.TB, path string, msgs []tokenizer.Message, maxTokens int) string {
+	t.Helper()
+	tok, err := tokenizer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := tok.ApplyChatTemplate(msgs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := tok.Encode(text, tokenizer.EncodeOptions{AllowSpecial: true})
+	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(cpu.Options{}), SkipMemoryCheck: true, NoTokenizer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.NewSession(engine.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Generate(context.Background(), engine.Request{Prompt: ids, MaxTokens: maxTokens, StopIDs: tok.StopIDs()}, func(engine.Token) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	dec := tok.NewStreamDecoder()
+	for _, id := range res.Tokens {
+		if !tok.IsSpecial(id) {
+			sb.WriteString(dec.Push(id))
+		}
+	}
+	sb.WriteString(dec.Flush())
+	return sb.String()
+}
+
+func generate(t testing.TB, m *Model, req llm.Request) (string, llm.Result) {
+	t.Helper()
+	var sb strings.Builder
+	res, err := m.Generate(context.Background(), req, func(s string) error { sb.WriteString(s); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb.String(), res
+}
+
+func TestGreedyMatchesEngine(t *testing.T) {
+	m := openMicro(t, Options{})
+	msgs := []llm.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "hello world"}}
+	got, res := generate(t, m, llm.Request{Messages: msgs, Params: llm.Params{MaxTokens: 20}})
+	want := engineGreedy(t, microPath(t), []tokenizer.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "hello world"}}, 20)
+	if got != want {
+		t.Errorf("adapter %q, engine %q", got, want)
+	}
+	if res.CompletionTokens == 0 || res.PromptTokens == 0 || (res.FinishReason != "length" && res.FinishReason != "stop") {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestConversationsKeepTheirCache(t *testing.T) {
+	m := openMicro(t, Options{Sessions: 2})
+	a1 := []llm.Message{{Role: "user", Content: "first conversation about cats"}}
+	b1 := []llm.Message{{Role: "user", Content: "second one, on dogs"}}
+	ansA, resA := generate(t, m, llm.Request{Messages: a1, Params: llm.Params{MaxTokens: 8}})
+	generate(t, m, llm.Request{Messages: b1, Params: llm.Params{MaxTokens: 8}})
+	a2 := append(a1, llm.Message{Role: "assistant", Content: ansA}, llm.Message{Role: "user", Content: "more"})
+	_, res := generate(t, m, llm.Request{Messages: a2, Params: llm.Params{MaxTokens: 8}})
+	if res.CachedTokens < resA.PromptTokens {
+		t.Errorf("second turn reused %d cached tokens, want at least the first prompt's %d", res.CachedTokens, resA.PromptTokens)
+	}
+	if len(m.sessions) != 2 {
+		t.Errorf("%d sessions", len(m.sessions))
+	}
+}
+
+func TestContextFull(t *testing.T) {
+	m := openMicro(t, Options{ContextLength: 32})
+	_, err := m.Generate(context.Background(), llm.Request{Prompt: strings.Repeat("many words here ", 40)}, func(string) error { return nil })
+	if !errors.Is(err, llm.ErrContextFull) {
+		t.Errorf("err = %v, want ErrContextFull", err)
+	}
+	// A prompt that fits but whose answer runs into the end finishes "length".
+	_, res := generate(t, m, llm.Request{Prompt: "short"})
+	if res.FinishReason != "length" && res.FinishReason != "stop" {
+		t.Errorf("finish %q", res.FinishReason)
+	}
+}
+
+func TestCancelStopsAtOnce(t *testing.T) {
+	m := openMicro(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	_, err := m.Generate(ctx, llm.Request{Prompt: "go on"}, func(string) error {
+		n++
+		if n == 2 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || n > 3 {
+		t.Errorf("err %v after %d pieces", err, n)
+	}
+	stop := errors.New("enough")
+	_, err = m.Generate(context.Background(), llm.Request{Prompt: "go on"}, func(string) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("callback error not returned: %v", err)
+	}
+}
+
+func TestLoaderResolvesNamesAndPaths(t *testing.T) {
+	info, err := PathInfo(microPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Name = "micro"
+	l := &Loader{Catalog: func(context.Context) ([]llm.Info, error) { return []llm.Info{info}, nil }, Options: Options{SkipMemoryCheck: true}}
+	for _, name := range []string{"", "micro", microPath(t)} {
+		m, err := l.Load(context.Background(), name)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", name, err)
+		}
+		m.Close()
+	}
+	if _, err := l.Load(context.Background(), "nonexistent"); !errors.Is(err, llm.ErrUnknownModel) {
+		t.Errorf("unknown name: %v", err)
+	}
+}
