@@ -93,7 +93,8 @@ func loadHF(ctx context.Context, dir string, opts Options) (m *Model, err error)
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
-	if !opts.NoTokenizer {
+	m.tok = opts.Tokenizer
+	if m.tok == nil && !opts.NoTokenizer {
 		if m.tok, err = loadTokenizer(dir); err != nil {
 			m.log.Warn("no tokenizer", "model", dir, "err", err)
 			err = nil

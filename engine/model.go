@@ -15,6 +15,7 @@ import (
 
 	"github.com/phi4mac/phi4mac/engine/quant"
 	"github.com/phi4mac/phi4mac/engine/weights"
+	"github.com/phi4mac/phi4mac/tokenizer"
 )
 
 // Options configures Load.
@@ -28,6 +29,9 @@ type Options struct {
 	SkipMemoryCheck bool
 	// NoTokenizer skips loading the tokenizer (Model.Tokenizer is nil).
 	NoTokenizer bool
+	// Tokenizer, when set, is used instead of loading one from the model
+	// files (for models opened from memory).
+	Tokenizer *tokenizer.Tokenizer
 }
 
 // Model is a loaded model: its configuration, its weights held by a backend
@@ -39,7 +43,7 @@ type Model struct {
 	backend Backend
 	src     weights.Source
 	w       modelWeights
-	tok     *Tokenizer
+	tok     *tokenizer.Tokenizer
 	mu      sync.Mutex // serialises forward passes on the backend
 	log     *slog.Logger
 	closed  bool
@@ -165,10 +169,11 @@ func LoadGGUF(ctx context.Context, g *weights.GGUF, opts Options) (m *Model, err
 	if err != nil {
 		return nil, err
 	}
-	if !opts.NoTokenizer && g.Path() != "<memory>" {
-		m.tok, err = loadTokenizer(g.Path())
-		if err != nil {
-			m.log.Warn("no tokenizer", "model", g.Path(), "err", err)
+	m.tok = opts.Tokenizer
+	if m.tok == nil && !opts.NoTokenizer && g.Path() != "<memory>" {
+		if m.tok, err = loadTokenizer(g.Path()); err != nil {
+			m.log.Warn("model has no usable tokenizer", "model", g.Path(), "err", err)
+			err = nil
 		}
 	}
 	return m, nil

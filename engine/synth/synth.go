@@ -279,23 +279,3 @@ func (c Config) AttnFactor() float64 {
 	return math.Sqrt(1 + math.Log(scale)/math.Log(float64(c.OriginalCtx())))
 }
 
-// SizeLabel returns gguf-py's size label for the parameter count, e.g.
-// "226K", "54M", "1.1B".
-func SizeLabel(params int) string {
-	n := float64(params)
-	var scaled float64
-	var suffix string
-	switch {
-	case n > 1e12:
-		scaled, suffix = n*1e-12, "T"
-	case n > 1e9:
-		scaled, suffix = n*1e-9, "B"
-	case n > 1e6:
-		scaled, suffix = n*1e-6, "M"
-	default:
-		scaled, suffix = n*1e-3, "K"
-	}
-	digits := strings.TrimLeft(fmt.Sprint(int64(math.RoundToEven(scaled))), "0")
-	fix := max(2-len(digits), 0)
-	return fmt.Sprintf("%.*f%s", fix, scaled, suffix)
-}

@@ -79,7 +79,7 @@ func TestPresetExponents(t *testing.T) {
 		n    int
 		want string
 	}{{225600, "226K"}, {54397184, "54M"}, {426624, "427K"}, {1_100_000_000, "1.1B"}, {14_659_507_200, "15B"}} {
-		if got := SizeLabel(tc.n); got != tc.want {
+		if got := weights.SizeLabel(tc.n); got != tc.want {
 			t.Errorf("SizeLabel(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}

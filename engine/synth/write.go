@@ -90,29 +90,13 @@ func (c Config) WriteSafetensors(w io.Writer, progress Progress) error {
 	})
 }
 
-// fileType returns llama.cpp's general.file_type for a model whose matrices
-// are typ.
 func fileType(typ quant.Type) (uint32, error) {
-	switch typ {
-	case quant.F32:
-		return 0, nil
-	case quant.F16:
-		return 1, nil
-	case quant.Q4_0:
-		return 2, nil
-	case quant.Q8_0:
-		return 7, nil
-	case quant.Q5_0:
-		return 8, nil
-	case quant.BF16:
-		return 32, nil
+	ft, ok := weights.FileType(typ)
+	if !ok {
+		return 0, fmt.Errorf("no GGUF file type for %s models", typ)
 	}
-	return 0, fmt.Errorf("no GGUF file type for %s models", typ)
+	return ft, nil
 }
-
-// FileType returns llama.cpp's general.file_type for a model whose
-// matrices are typ (F32 0, F16 1, Q4_0 2, Q8_0 7, Q5_0 8, BF16 32).
-func FileType(typ quant.Type) (uint32, error) { return fileType(typ) }
 
 // GGUFMetadata returns the model metadata (everything but the tokenizer)
 // in the order llama.cpp's convert_hf_to_gguf.py writes it for a
@@ -122,34 +106,16 @@ func (c Config) GGUFMetadata(typ quant.Type) ([]weights.KV, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := func(n int) weights.Value { return weights.Uint32Value(uint32(n)) }
-	kvs := []weights.KV{{Key: "general.architecture", Value: weights.StringValue("phi3")}}
-	if c.LongRoPE {
-		kvs = append(kvs, weights.KV{Key: "phi3.rope.scaling.attn_factor", Value: weights.Float32Value(float32(c.AttnFactor()))})
+	p := weights.Phi3Params{
+		Name: c.GGUFName(), SizeLabel: weights.SizeLabel(c.Params()), Ctx: c.Ctx, OrigCtx: c.OriginalCtx(),
+		Hidden: c.Hidden, FFN: c.Intermediate, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		RotaryDim: c.RotaryDim(), RMSEps: c.RMSEps, RopeTheta: c.RopeTheta, FileType: ft,
 	}
-	sliding := 0
 	if c.LongRoPE {
-		sliding = 262144 // phi-4-mini's config value (llama.cpp ignores it)
+		p.AttnFactor = c.AttnFactor()
+		p.SlidingWindow = 262144 // phi-4-mini's config value (llama.cpp ignores it)
 	}
-	kvs = append(kvs,
-		weights.KV{Key: "general.type", Value: weights.StringValue("model")},
-		weights.KV{Key: "general.name", Value: weights.StringValue(c.GGUFName())},
-		weights.KV{Key: "general.size_label", Value: weights.StringValue(SizeLabel(c.Params()))},
-		weights.KV{Key: "phi3.context_length", Value: u(c.Ctx)},
-		weights.KV{Key: "phi3.rope.scaling.original_context_length", Value: u(c.OriginalCtx())},
-		weights.KV{Key: "phi3.embedding_length", Value: u(c.Hidden)},
-		weights.KV{Key: "phi3.feed_forward_length", Value: u(c.Intermediate)},
-		weights.KV{Key: "phi3.block_count", Value: u(c.Layers)},
-		weights.KV{Key: "phi3.attention.head_count", Value: u(c.Heads)},
-		weights.KV{Key: "phi3.attention.head_count_kv", Value: u(c.KVHeads)},
-		weights.KV{Key: "phi3.attention.layer_norm_rms_epsilon", Value: weights.Float32Value(float32(c.RMSEps))},
-		weights.KV{Key: "phi3.rope.dimension_count", Value: u(c.RotaryDim())},
-		weights.KV{Key: "phi3.rope.freq_base", Value: weights.Float32Value(float32(c.RopeTheta))},
-		weights.KV{Key: "general.file_type", Value: weights.Uint32Value(ft)},
-		weights.KV{Key: "phi3.attention.sliding_window", Value: u(sliding)},
-		weights.KV{Key: "general.quantization_version", Value: weights.Uint32Value(2)},
-	)
-	return kvs, nil
+	return p.Metadata(), nil
 }
 
 // WriteGGUF writes the model as GGUF: 2-D weights as typ (F32, F16, BF16,

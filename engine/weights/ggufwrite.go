@@ -140,6 +140,54 @@ func (w *GGUFWriter) WriteTensor(name string, data []byte) error {
 	return nil
 }
 
+// WriteTensorStream is WriteTensor for data produced in pieces: write is
+// called with a writer that accepts the tensor's bytes, which must add up
+// to exactly its size. Nothing is buffered beyond the output buffer.
+func (w *GGUFWriter) WriteTensorStream(name string, write func(io.Writer) error) error {
+	if w.closed {
+		return errors.New("gguf writer: WriteTensorStream after Close")
+	}
+	if w.next < 0 {
+		if err := w.writeHeader(); err != nil {
+			return err
+		}
+	}
+	if w.next >= len(w.tensors) {
+		return fmt.Errorf("gguf writer: tensor %q: all declared tensors already written", name)
+	}
+	t := w.tensors[w.next]
+	if t.name != name {
+		return fmt.Errorf("gguf writer: tensor %q written out of order (next is %q)", name, t.name)
+	}
+	cw := &countingWriter{w: w.w, limit: t.size}
+	if err := write(cw); err != nil {
+		return fmt.Errorf("gguf writer: tensor %q: %w", name, err)
+	}
+	if cw.n != t.size {
+		return fmt.Errorf("gguf writer: tensor %q: %d bytes written, %s %v needs %d", name, cw.n, t.typ, t.shape, t.size)
+	}
+	if err := w.pad(int(t.size % uint64(w.alignment))); err != nil {
+		return err
+	}
+	w.next++
+	return nil
+}
+
+type countingWriter struct {
+	w     io.Writer
+	n     uint64
+	limit uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.n+uint64(len(p)) > c.limit {
+		return 0, fmt.Errorf("more than the tensor's %d bytes", c.limit)
+	}
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
+}
+
 // Close writes the header if no tensor was written yet, checks that every
 // declared tensor was written and flushes. It does not close the
 // underlying io.Writer.
