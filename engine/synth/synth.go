@@ -278,4 +278,3 @@ func (c Config) AttnFactor() float64 {
 	scale := float64(c.Ctx) / float64(c.OriginalCtx())
 	return math.Sqrt(1 + math.Log(scale)/math.Log(float64(c.OriginalCtx())))
 }
-

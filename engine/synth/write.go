@@ -307,7 +307,7 @@ func (c Config) WriteHF(dir, tokenizerDir string, progress Progress) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
-	return writeFileWith(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error {
+	return weights.WriteFile(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error {
 		return c.WriteSafetensors(w, progress)
 	})
 }
@@ -318,34 +318,8 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	return writeFileWith(dst, func(w io.Writer) error {
+	return weights.WriteFile(dst, func(w io.Writer) error {
 		_, err := io.Copy(w, in)
 		return err
 	})
 }
-
-// writeFileWith creates path (via a temporary file renamed into place on
-// success) and lets write fill it.
-func writeFileWith(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
-}
-
-// WriteFile writes a file atomically (temporary file, then rename), for
-// callers producing GGUF or safetensors output.
-func WriteFile(path string, write func(io.Writer) error) error { return writeFileWith(path, write) }

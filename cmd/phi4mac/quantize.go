@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+	"github.com/phi4mac/phi4mac/engine/weights"
+)
+
+func newQuantizeCmd() *cobra.Command {
+	var (
+		typeName string
+		name     string
+		pre      string
+		quiet    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "quantize IN OUT",
+		Short: "Convert a GGUF file or Hugging Face folder to a GGUF with Q8_0/Q4_0 (or float) weights",
+		Long: `quantize reads a model — a GGUF file, or a Hugging Face Phi3ForCausalLM folder with
+F32/F16/BF16 safetensors (single or sharded) — and writes a GGUF whose weight matrices are
+in the chosen format. 1-D tensors (norms, LongRoPE factors) stay F32. Q8_0 and Q4_0 use
+GGML's reference quantizers, so the output matches llama-quantize (without an importance
+matrix) byte for byte. GGUF metadata is kept; for a Hugging Face folder the phi3 model
+metadata and the tokenizer metadata are written as llama.cpp's converter writes them.`,
+		Example: `  phi4mac quantize ~/models/phi-4 phi-4-Q8_0.gguf --type q8_0
+  phi4mac quantize phi-4-F16.gguf phi-4-Q4_0.gguf --type q4_0`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			typ, err := quant.ParseType(typeName)
+			if err != nil {
+				return err
+			}
+			if !quant.CanQuantize(typ) {
+				return fmt.Errorf("--type %s: phi4mac can write q8_0, q4_0, q5_0, f16, bf16 or f32", typeName)
+			}
+			in, out := args[0], args[1]
+			start := time.Now()
+			errw := cmd.ErrOrStderr()
+			opts := weights.ConvertOptions{Type: typ, Name: name, TokenizerPre: pre}
+			if !quiet {
+				opts.Progress = func(done, total int, tensor string, from, to quant.Type) {
+					fmt.Fprintf(errw, "[%*d/%d] %-32s %-5s -> %s\n", len(fmt.Sprint(total)), done, total, tensor, from, to)
+				}
+			}
+			err = weights.WriteFile(out, func(w io.Writer) error {
+				return weights.ConvertToGGUF(cmd.Context(), in, w, opts)
+			})
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				fmt.Fprintf(errw, "wrote %s in %s\n", out, time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&typeName, "type", "t", "q8_0", "weight format: q8_0, q4_0, q5_0, f16, bf16 or f32")
+	cmd.Flags().StringVar(&name, "name", "", "general.name for Hugging Face input (default: the folder name)")
+	cmd.Flags().StringVar(&pre, "tokenizer-pre", "", `tokenizer.ggml.pre for Hugging Face input (default: "dbrx" for phi-4, "gpt-4o" for vocabularies of 200k+)`)
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print progress")
+	return cmd
+}
