@@ -1,0 +1,66 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phi4mac/phi4mac/engine"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		mf      modelFlags
+		kv      string
+		o       engine.BenchOptions
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench --model PATH [-p 512] [-n 128] [--json]",
+		Short: "Measure prefill and decode speed",
+		Long: `bench prefills -p random tokens in one batch, then decodes -n tokens one at a time, and
+reports tokens/s, the weight bytes one decode step reads and the effective bandwidth.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var err error
+			if o.KV, err = engine.ParseKVType(kv); err != nil {
+				return err
+			}
+			m, err := mf.open(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			r, err := m.Bench(ctx, o)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				info := m.Info()
+				js, _ := json.MarshalIndent(struct {
+					Model   string `json:"model"`
+					Quant   string `json:"quant_mix"`
+					Threads int    `json:"threads"`
+					engine.BenchResult
+				}{info.Path, info.QuantMix(), mf.threads, r}, "", "  ")
+				fmt.Fprintln(w, string(js))
+				return nil
+			}
+			fmt.Fprintf(w, "model    %s (%s)\n", m.Info().Path, m.Info().QuantMix())
+			fmt.Fprintf(w, "backend  %s, %d threads\n", r.Backend, mf.threads)
+			fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", r.Prompt, r.PrefillSecs, r.PrefillTokS)
+			fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.1f MB of weights per token, %.1f GB/s effective\n",
+				r.Gen, r.DecodeSecs, r.DecodeTokS, float64(r.BytesPerToken)/1e6, r.DecodeGBs)
+			return nil
+		},
+	}
+	mf.register(cmd, "model: a GGUF file or a Hugging Face folder")
+	cmd.Flags().IntVarP(&o.Prompt, "prompt", "p", 512, "prompt tokens to prefill")
+	cmd.Flags().IntVarP(&o.Gen, "gen", "n", 128, "tokens to decode")
+	cmd.Flags().StringVar(&kv, "kv", "f16", "KV cache type: f16 or f32")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phi4mac/phi4mac/engine"
+)
+
+func newInfoCmd() *cobra.Command {
+	var (
+		mf modelFlags
+		sf sessionFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "info --model PATH",
+		Short: "Describe a model: architecture, sizes, quantisation, memory needed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := mf.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			c, info := m.Config(), m.Info()
+			kv, err := engine.ParseKVType(sf.kv)
+			if err != nil {
+				return err
+			}
+			n := sf.ctx
+			if n == 0 {
+				n = min(c.MaxContext, 4096)
+			}
+			elem := int64(2)
+			if kv == engine.KVF32 {
+				elem = 4
+			}
+			kvBytes := 2 * int64(c.Layers) * int64(n) * int64(c.KVHeads) * int64(c.HeadDim) * elem
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "model        %s (%s)\n", info.Path, info.Format)
+			if c.Name != "" {
+				fmt.Fprintf(w, "name         %s\n", c.Name)
+			}
+			fmt.Fprintf(w, "architecture %s\n", c.String())
+			fmt.Fprintf(w, "parameters   %.3g\n", float64(info.Params))
+			fmt.Fprintf(w, "quant mix    %s\n", info.QuantMix())
+			fmt.Fprintf(w, "weights      %.1f MiB (%.1f MiB read per decoded token)\n", mib(info.WeightBytes), mib(info.DecodeBytes))
+			fmt.Fprintf(w, "KV cache     %.1f MiB at %d tokens (%s)\n", mib(kvBytes), n, kv)
+			fmt.Fprintf(w, "memory       %.1f MiB needed in all\n", mib(info.WeightBytes+kvBytes))
+			if tok := m.Tokenizer(); tok != nil {
+				fmt.Fprintf(w, "tokenizer    %d tokens, chat template: %v\n", tok.VocabSize(), tok.HasChatTemplate())
+			} else {
+				fmt.Fprintf(w, "tokenizer    none\n")
+			}
+			return nil
+		},
+	}
+	mf.register(cmd, "model: a GGUF file or a Hugging Face folder (default: the built-in demo model)")
+	sf.register(cmd)
+	return cmd
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
