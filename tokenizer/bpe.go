@@ -11,24 +11,35 @@ const noMerge = math.MaxUint32
 // pairTable maps a pair of token ids (left, right) to the rank of their merge
 // rule and the id of the merged token. It is an open-addressing hash table
 // keyed by the pair packed into a uint64, so a lookup costs no allocation and
-// no hashing of byte strings.
+// no hashing of byte strings; key and value share a cache line.
 type pairTable struct {
-	keys  []uint64 // left<<32 | right; emptyPair marks a free slot
-	vals  []uint64 // rank<<32 | merged id
+	slots []pairSlot
 	shift uint
+}
+
+type pairSlot struct {
+	key uint64 // left<<32 | right; emptyPair marks a free slot
+	val uint64 // rank<<32 | merged id
 }
 
 const emptyPair = math.MaxUint64
 
-func newPairTable(n int) pairTable {
+// tableSize returns a power-of-two size for n entries at load <= 1/2, and
+// the shift that maps a 64-bit hash onto it.
+func tableSize(n int) (int, uint) {
 	size, shift := 16, uint(60)
 	for size < 2*n {
 		size *= 2
 		shift--
 	}
-	t := pairTable{keys: make([]uint64, size), vals: make([]uint64, size), shift: shift}
-	for i := range t.keys {
-		t.keys[i] = emptyPair
+	return size, shift
+}
+
+func newPairTable(n int) pairTable {
+	size, shift := tableSize(n)
+	t := pairTable{slots: make([]pairSlot, size), shift: shift}
+	for i := range t.slots {
+		t.slots[i].key = emptyPair
 	}
 	return t
 }
@@ -39,12 +50,11 @@ func (t *pairTable) slot(key uint64) uint64 { return (key * 0x9E3779B97F4A7C15) 
 // higher-priority one wins, as in HF tokenizers).
 func (t *pairTable) put(left, right int32, rank uint32, merged int32) {
 	key := uint64(uint32(left))<<32 | uint64(uint32(right))
-	mask := uint64(len(t.keys) - 1)
+	mask := uint64(len(t.slots) - 1)
 	for i := t.slot(key); ; i = (i + 1) & mask {
-		switch t.keys[i] {
+		switch t.slots[i].key {
 		case emptyPair:
-			t.keys[i] = key
-			t.vals[i] = uint64(rank)<<32 | uint64(uint32(merged))
+			t.slots[i] = pairSlot{key: key, val: uint64(rank)<<32 | uint64(uint32(merged))}
 			return
 		case key:
 			return
@@ -55,14 +65,113 @@ func (t *pairTable) put(left, right int32, rank uint32, merged int32) {
 // get returns the rank and merged id for the pair, or rank noMerge.
 func (t *pairTable) get(left, right int32) (uint32, int32) {
 	key := uint64(uint32(left))<<32 | uint64(uint32(right))
-	mask := uint64(len(t.keys) - 1)
+	mask := uint64(len(t.slots) - 1)
 	for i := t.slot(key); ; i = (i + 1) & mask {
-		switch t.keys[i] {
-		case key:
-			v := t.vals[i]
-			return uint32(v >> 32), int32(uint32(v))
-		case emptyPair:
+		sl := &t.slots[i]
+		if sl.key == key {
+			return uint32(sl.val >> 32), int32(uint32(sl.val))
+		}
+		if sl.key == emptyPair {
 			return noMerge, -1
+		}
+	}
+}
+
+// wholeTable maps the bytes of a token to its id. Keys of up to 16 bytes
+// live inline in an open-addressing table (no pointer chasing, no string
+// hashing); longer ones in a Go map.
+type wholeTable struct {
+	slots []wholeSlot
+	shift uint
+	long  map[string]int32
+}
+
+type wholeSlot struct {
+	k1, k2 uint64
+	n      int32 // key length; 0 marks a free slot
+	id     int32
+}
+
+const inlineKey = 16
+
+// load8 reads up to 8 bytes of s little-endian.
+func load8(s string) uint64 {
+	if len(s) >= 8 {
+		_ = s[7]
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	}
+	var k uint64
+	for i := 0; i < len(s); i++ {
+		k |= uint64(s[i]) << (8 * i)
+	}
+	return k
+}
+
+func splitKey(s string) (k1, k2 uint64) {
+	if len(s) <= 8 {
+		return load8(s), 0
+	}
+	return load8(s[:8]), load8(s[8:])
+}
+
+// keyHash mixes an inline key of n bytes into 64 bits.
+func keyHash(k1, k2 uint64, n int) uint64 {
+	h := (k1 ^ uint64(n)<<59) * 0x9E3779B97F4A7C15
+	h ^= k2 * 0xC2B2AE3D27D4EB4F
+	return (h ^ h>>29) * 0x9E3779B97F4A7C15
+}
+
+func newWholeTable(n int) wholeTable {
+	size, shift := tableSize(n)
+	return wholeTable{slots: make([]wholeSlot, size), shift: shift, long: map[string]int32{}}
+}
+
+// add inserts s → id unless s is present; it reports whether s was new.
+func (t *wholeTable) add(s string, id int32) bool {
+	if len(s) == 0 {
+		return false
+	}
+	if len(s) > inlineKey {
+		if _, ok := t.long[s]; ok {
+			return false
+		}
+		t.long[s] = id
+		return true
+	}
+	k1, k2 := splitKey(s)
+	mask := uint64(len(t.slots) - 1)
+	for i := keyHash(k1, k2, len(s)) >> t.shift; ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		if sl.n == 0 {
+			*sl = wholeSlot{k1: k1, k2: k2, n: int32(len(s)), id: id}
+			return true
+		}
+		if sl.k1 == k1 && sl.k2 == k2 && int(sl.n) == len(s) {
+			return false
+		}
+	}
+}
+
+func (t *wholeTable) get(s string) (int32, bool) {
+	if len(s) > inlineKey {
+		id, ok := t.long[s]
+		return id, ok
+	}
+	k1, k2 := splitKey(s)
+	return t.getInline(k1, k2, len(s), keyHash(k1, k2, len(s)))
+}
+
+// getInline looks up an inline key (n <= inlineKey) whose keyHash is h.
+func (t *wholeTable) getInline(k1, k2 uint64, n int, h uint64) (int32, bool) {
+	mask := uint64(len(t.slots) - 1)
+	for i := h >> t.shift; ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		if sl.k1 == k1 && sl.k2 == k2 && int(sl.n) == n {
+			return sl.id, true
+		}
+		if sl.n == 0 {
+			return 0, false
 		}
 	}
 }
@@ -75,13 +184,13 @@ type bpe struct {
 	// whole maps the bytes of every token that byte-pair merging can build
 	// (the 256 byte tokens and every merge result) to its id. A piece found
 	// here is emitted as one token without merging, as tiktoken does.
-	whole map[string]int32
+	whole wholeTable
 }
 
 // newBPE builds the model from tokens (raw bytes per id, "" for none) and
 // merge rules given as pairs of ids in priority order.
 func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
-	m := &bpe{merges: newPairTable(len(merges)), whole: make(map[string]int32, len(merges)+256)}
+	m := &bpe{merges: newPairTable(len(merges)), whole: newWholeTable(len(merges) + 256)}
 	for i := range m.byteID {
 		m.byteID[i] = -1
 	}
@@ -95,7 +204,7 @@ func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
 		}
 		if len(tok) == 1 && m.byteID[tok[0]] < 0 {
 			m.byteID[tok[0]] = int32(id)
-			m.whole[tok] = int32(id)
+			m.whole.add(tok, int32(id))
 		}
 	}
 	for b, id := range m.byteID {
@@ -111,9 +220,7 @@ func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
 			return nil, fmt.Errorf("merge %d (%q %q): result is not a known token", rank, tokens[l], tokens[r])
 		}
 		m.merges.put(l, r, uint32(rank), id)
-		if _, ok := m.whole[merged]; !ok {
-			m.whole[merged] = id
-		}
+		m.whole.add(merged, id)
 	}
 	return m, nil
 }
@@ -122,13 +229,67 @@ func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
 // stack arrays; longer pieces use a heap.
 const smallPiece = 48
 
+// encState is the per-call scratch space of an encoding: a small
+// direct-mapped cache of recent pieces and their ids (frequent words hit it
+// and skip the large tables), and buffers for merging long pieces.
+type encState struct {
+	cache []cacheSlot
+	parts []part
+	heap  rankHeap
+}
+
+const (
+	cacheBits = 12
+	cacheIDs  = 4 // pieces of up to this many ids are cached
+)
+
+type cacheSlot struct {
+	k1, k2 uint64
+	n      uint8 // key length; 0 = empty
+	count  uint8
+	ids    [cacheIDs]int32
+}
+
+func newEncState() *encState {
+	return &encState{cache: make([]cacheSlot, 1<<cacheBits)}
+}
+
 // encode appends the ids of one pre-token to dst.
-func (m *bpe) encode(dst []int, piece string) []int {
-	if id, ok := m.whole[piece]; ok {
-		return append(dst, int(id))
+func (m *bpe) encode(st *encState, dst []int, piece string) []int {
+	if len(piece) > inlineKey {
+		if id, ok := m.whole.long[piece]; ok {
+			return append(dst, int(id))
+		}
+		return m.merge(st, dst, piece)
 	}
+	k1, k2 := splitKey(piece)
+	h := keyHash(k1, k2, len(piece))
+	c := &st.cache[h>>(64-cacheBits)]
+	if c.k1 == k1 && c.k2 == k2 && int(c.n) == len(piece) {
+		for _, id := range c.ids[:c.count] {
+			dst = append(dst, int(id))
+		}
+		return dst
+	}
+	start := len(dst)
+	if id, ok := m.whole.getInline(k1, k2, len(piece), h); ok {
+		dst = append(dst, int(id))
+	} else {
+		dst = m.merge(st, dst, piece)
+	}
+	if n := len(dst) - start; n <= cacheIDs {
+		*c = cacheSlot{k1: k1, k2: k2, n: uint8(len(piece)), count: uint8(n)}
+		for i, id := range dst[start:] {
+			c.ids[i] = int32(id)
+		}
+	}
+	return dst
+}
+
+// merge appends the ids of a piece that is not a token as a whole.
+func (m *bpe) merge(st *encState, dst []int, piece string) []int {
 	if len(piece) > smallPiece {
-		return m.encodeLong(dst, piece)
+		return m.encodeLong(st, dst, piece)
 	}
 	var idBuf, mergedBuf [smallPiece]int32
 	var rankBuf [smallPiece]uint32
@@ -172,20 +333,26 @@ func (m *bpe) encode(dst []int, piece string) []int {
 	return dst
 }
 
+// part is one part of a long piece being merged, in a linked list.
+type part struct{ id, prev, next int32 }
+
 // encodeLong merges a long piece in O(n log n): the parts form a linked
 // list, and candidate merges wait in a binary min-heap of rank<<32|position
 // (lowest rank first, then leftmost). Entries made stale by earlier merges
 // are recognised when popped: the pair at that position no longer has the
 // entry's rank.
-func (m *bpe) encodeLong(dst []int, piece string) []int {
-	type part struct{ id, prev, next int32 }
+func (m *bpe) encodeLong(st *encState, dst []int, piece string) []int {
 	n := len(piece)
-	parts := make([]part, n)
+	if cap(st.parts) < n {
+		st.parts = make([]part, n)
+	}
+	parts := st.parts[:n]
 	for i := 0; i < n; i++ {
 		parts[i] = part{id: m.byteID[piece[i]], prev: int32(i - 1), next: int32(i + 1)}
 	}
 	parts[n-1].next = -1
-	h := make(rankHeap, 0, n)
+	h := st.heap[:0]
+	defer func() { st.heap = h[:0] }()
 	for i := 0; i < n-1; i++ {
 		if rank, _ := m.merges.get(parts[i].id, parts[i+1].id); rank != noMerge {
 			h = append(h, uint64(rank)<<32|uint64(i))

@@ -14,6 +14,7 @@ package tokenizer
 import (
 	"slices"
 	"strings"
+	"sync"
 )
 
 // EncodeOptions control Encode.
@@ -51,6 +52,8 @@ type Tokenizer struct {
 	wantBOS  bool
 	stop     []int
 	chat     chatTemplate
+
+	states sync.Pool // *encState scratch space, reused across calls
 }
 
 // Encode returns the token ids of text. Invalid UTF-8 is encoded byte by
@@ -86,16 +89,21 @@ func (t *Tokenizer) encodeText(dst []int, text string, first bool) []int {
 	if t.kind == kindSPM {
 		return t.spm.encode(dst, text, first)
 	}
+	if text == "" {
+		return dst
+	}
+	st, _ := t.states.Get().(*encState)
+	if st == nil {
+		st = newEncState()
+	}
+	defer t.states.Put(st)
 	p, m := t.pattern, t.bpe
 	if p == PatternNone {
-		if text == "" {
-			return dst
-		}
-		return m.encode(dst, text)
+		return m.encode(st, dst, text)
 	}
 	for i := 0; i < len(text); {
 		e := p.nextPiece(text, i)
-		dst = m.encode(dst, text[i:e])
+		dst = m.encode(st, dst, text[i:e])
 		i = e
 	}
 	return dst

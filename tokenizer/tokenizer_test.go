@@ -337,7 +337,7 @@ func TestLongInputs(t *testing.T) {
 	m := tok.bpe
 	for _, s := range []string{strings.Repeat("xq", 40), strings.Repeat("Zy", 30) + "abc", strings.Repeat("é", 30)} {
 		short := m.encodeSmallForTest(s)
-		long := m.encodeLong(nil, s)
+		long := m.encodeLong(newEncState(), nil, s)
 		checkIDs(t, "heap vs loop "+s, long, short)
 	}
 }
