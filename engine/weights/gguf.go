@@ -57,8 +57,9 @@ func OpenGGUF(path string) (*GGUF, error) {
 	return g, nil
 }
 
-// OpenGGUFBytes parses an in-memory GGUF file (for example one embedded with
-// go:embed). Tensor data aliases data, which must not be modified.
+// OpenGGUFBytes parses an in-memory GGUF file (for example one embedded in
+// the binary with a go:embed directive). Tensor data aliases data, which must
+// not be modified.
 func OpenGGUFBytes(data []byte) (*GGUF, error) {
 	return parseGGUF("<memory>", data)
 }

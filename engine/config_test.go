@@ -1,0 +1,119 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/engine/weights"
+	"github.com/phi4mac/phi4mac/internal/testrefs"
+)
+
+func TestLongRopeFactorChoice(t *testing.T) {
+	cfg, err := engine.ReadHFConfig(filepath.Join(testrefs.Dir(t), "models/micromini/hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RotaryDim != 48 || cfg.HeadDim != 64 || !cfg.TiedEmbeddings || !cfg.LongRoPE() {
+		t.Fatalf("micromini config: %s", cfg.String())
+	}
+	if want := math.Sqrt(1.5); math.Abs(cfg.RopeAttnFactor-want) > 1e-12 {
+		t.Errorf("attention factor %g, want %g", cfg.RopeAttnFactor, want)
+	}
+	for _, c := range []struct {
+		ctx  int
+		long bool
+	}{{1, false}, {256, false}, {257, true}, {4096, true}} {
+		if got := cfg.LongFactors(c.ctx); got != c.long {
+			t.Errorf("ctx %d: long factors %v, want %v", c.ctx, got, c.long)
+		}
+		r := cfg.Rope(c.ctx)
+		f := cfg.RopeShort
+		if c.long {
+			f = cfg.RopeLong
+		}
+		// Pair 3: 1/(factor · 10000^(6/48)).
+		if want := 1 / (f[3] * math.Pow(10000, 6.0/48)); math.Abs(r.InvFreq[3]-want) > 1e-15 {
+			t.Errorf("ctx %d: inv_freq[3] %g, want %g", c.ctx, r.InvFreq[3], want)
+		}
+	}
+}
+
+func TestHFConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ json, want string }{
+		{`{"architectures":["GPT2LMHeadModel"]}`, "GPT2LMHeadModel"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":3,"num_key_value_heads":2,"intermediate_size":8,"vocab_size":10,"max_position_embeddings":16}`, "not a multiple"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_act":"gelu"}`, "gelu"},
+		{`not json`, "parse config.json"},
+	} {
+		p := filepath.Join(dir, "config.json")
+		if err := writeFile(p, c.json); err != nil {
+			t.Fatal(err)
+		}
+		_, err := engine.ReadHFConfig(p)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", c.json, err, c.want)
+		}
+	}
+}
+
+// TestShapeMismatch rewrites micro's GGUF with a feed-forward size that its
+// tensors do not have: the error must name the tensor and both shapes.
+func TestShapeMismatch(t *testing.T) {
+	src := filepath.Join(testrefs.Dir(t), "models/micro/phi3-random-micro-F32.gguf")
+	for _, c := range []struct {
+		key  string
+		val  weights.Value
+		want []string
+	}{
+		{"phi3.feed_forward_length", weights.Uint32Value(200), []string{"blk.0.ffn_down.weight", "[64 192]", "[64 200]"}},
+		{"general.architecture", weights.StringValue("gpt2"), []string{"gpt2", "unsupported"}},
+		{"phi3.block_count", weights.Uint32Value(3), []string{"blk.2.", "missing"}},
+	} {
+		g, err := weights.OpenGGUF(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta []weights.KV
+		for _, k := range g.Keys() {
+			v, _ := g.Meta(k)
+			if k == c.key {
+				v = c.val
+			}
+			meta = append(meta, weights.KV{Key: k, Value: v})
+		}
+		var buf bytes.Buffer
+		if err := weights.WriteGGUF(&buf, meta, g.Tensors()); err != nil {
+			t.Fatal(err)
+		}
+		g.Close()
+		bad := filepath.Join(t.TempDir(), "bad.gguf")
+		if err := writeFile(bad, buf.String()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = engine.Load(context.Background(), bad, engine.Options{Backend: cpu.New(cpu.Options{Threads: 1}), NoTokenizer: true})
+		if err == nil {
+			t.Fatalf("%s changed: loaded", c.key)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s changed: error %q does not mention %q", c.key, err, w)
+			}
+		}
+		if c.key == "general.architecture" && !errors.Is(err, engine.ErrUnsupported) {
+			t.Errorf("unknown architecture: %v is not ErrUnsupported", err)
+		}
+	}
+}
+
+func writeFile(path, data string) error {
+	return os.WriteFile(path, []byte(data), 0o644)
+}

@@ -1,0 +1,38 @@
+package cpu
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkBandwidth measures how fast this machine streams memory into the
+// CPU: a 1 GiB float32 array is summed by 1 and 2 threads with the same
+// dot-product kernel the F32 matrix-vector product uses. Its MB/s is the
+// ceiling for memory-bound decoding.
+func BenchmarkBandwidth(b *testing.B) {
+	const n = 1 << 28 // 1 GiB of float32
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = 1
+	}
+	ones := make([]float32, 1<<16)
+	for i := range ones {
+		ones[i] = 1
+	}
+	k := simdKernels(genericKernels())
+	for _, threads := range []int{1, 2} {
+		p := newPool(threads)
+		b.Run(fmt.Sprintf("%s/threads=%d", k.name, threads), func(b *testing.B) {
+			b.SetBytes(4 * n)
+			const chunk = 1 << 16
+			for b.Loop() {
+				p.parallel(n/chunk, 64, func(_, lo, hi int) {
+					for c := lo; c < hi; c++ {
+						k.dotF32(data[c*chunk:(c+1)*chunk], ones)
+					}
+				})
+			}
+		})
+		p.close()
+	}
+}
