@@ -288,7 +288,9 @@ type ggufMeta interface {
 
 // configFromGGUF builds a Config from GGUF metadata. factors returns the
 // LongRoPE factor tensors' values (short, long), or nil when absent.
-func configFromGGUF(g ggufMeta, factors func(name string) ([]float64, error)) (*Config, error) {
+// embedRows is the number of rows of token_embd.weight (the vocabulary
+// size), or 0 if unknown.
+func configFromGGUF(g ggufMeta, embedRows int, factors func(name string) ([]float64, error)) (*Config, error) {
 	arch, ok := g.String("general.architecture")
 	if !ok {
 		return nil, errors.New("GGUF has no general.architecture")
@@ -336,7 +338,9 @@ func configFromGGUF(g ggufMeta, factors func(name string) ([]float64, error)) (*
 	if c.RopeTheta == 0 {
 		c.RopeTheta = 10000
 	}
-	if v, ok := g.Uint(arch + ".vocab_size"); ok {
+	if embedRows > 0 {
+		c.Vocab = embedRows
+	} else if v, ok := g.Uint(arch + ".vocab_size"); ok {
 		c.Vocab = int(v)
 	} else if toks, ok := g.Strings("tokenizer.ggml.tokens"); ok {
 		c.Vocab = len(toks)

@@ -145,7 +145,11 @@ func LoadGGUF(ctx context.Context, g *weights.GGUF, opts Options) (m *Model, err
 			g.Close()
 		}
 	}()
-	cfg, err := configFromGGUF(g, func(name string) ([]float64, error) {
+	embedRows := 0
+	if e, ok := g.Tensor("token_embd.weight"); ok && len(e.Shape) == 2 {
+		embedRows = e.Shape[0]
+	}
+	cfg, err := configFromGGUF(g, embedRows, func(name string) ([]float64, error) {
 		t, ok := g.Tensor(name)
 		if !ok {
 			return nil, nil
@@ -154,9 +158,6 @@ func LoadGGUF(ctx context.Context, g *weights.GGUF, opts Options) (m *Model, err
 	})
 	if err != nil {
 		return nil, err
-	}
-	if e, ok := g.Tensor("token_embd.weight"); ok && len(e.Shape) == 2 {
-		cfg.Vocab = e.Shape[0]
 	}
 	if _, ok := g.Tensor("output.weight"); !ok {
 		cfg.TiedEmbeddings = true
