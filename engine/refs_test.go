@@ -83,6 +83,10 @@ type refCase struct {
 	greedy bool    // free-running greedy continuation must match where margins allow
 	slow   bool    // skipped with -short
 	noLast bool    // the reference has no .last.f32 files (json only)
+	// q8 quantises activations to 8 bits for the quantized products, as
+	// llama.cpp does (the CPU backend's default); otherwise f32 throughout.
+	q8      bool
+	generic bool // pure-Go kernels instead of SIMD
 }
 
 // maxDiff returns max |a[i]-b[i]|.
@@ -126,9 +130,14 @@ func argmax(v []float32) int {
 	return b
 }
 
+// loadModel loads a model on the exact (f32-activation) CPU backend.
 func loadModel(t *testing.T, path string, threads int) *engine.Model {
+	return loadModelWith(t, path, cpu.Options{Threads: threads, Exact: true})
+}
+
+func loadModelWith(t *testing.T, path string, o cpu.Options) *engine.Model {
 	t.Helper()
-	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(cpu.Options{Threads: threads}), NoTokenizer: true})
+	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(o), NoTokenizer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +154,7 @@ func checkRef(t *testing.T, c refCase) {
 	refs := testrefs.Dir(t)
 	dir := filepath.Join(refs, "logits", c.ref)
 	ref := readRef(t, dir)
-	m := loadModel(t, filepath.Join(refs, "models", c.model), 2)
+	m := loadModelWith(t, filepath.Join(refs, "models", c.model), cpu.Options{Threads: 2, Exact: !c.q8, Generic: c.generic})
 	if m.Config().Vocab != ref.NVocab {
 		t.Fatalf("vocab %d, reference %d", m.Config().Vocab, ref.NVocab)
 	}
@@ -269,21 +278,26 @@ func TestReferenceLogits(t *testing.T) {
 		// also rounds activations to F16 (F16 weights) or quantizes them
 		// to Q8 (quantized weights) while we keep f32: README §3's spreads.
 		{name: "micro-F16-kvf16", model: "micro/phi3-random-micro-F16.gguf", ref: "micro/f16", kv: engine.KVF16, ctx: 512, tol: 3e-2},
-		{name: "micro-Q8_0-kvf16", model: "micro/phi3-random-micro-Q8_0.gguf", ref: "micro/q8_0", kv: engine.KVF16, ctx: 512, tol: 0.2},
-		{name: "micro-Q4_0-kvf16", model: "micro/phi3-random-micro-Q4_0.gguf", ref: "micro/q4_0", kv: engine.KVF16, ctx: 512, tol: 0.2},
+		{name: "micro-Q8_0-kvf16", model: "micro/phi3-random-micro-Q8_0.gguf", ref: "micro/q8_0", kv: engine.KVF16, ctx: 512, tol: 0.2, q8: true},
+		{name: "micro-Q4_0-kvf16", model: "micro/phi3-random-micro-Q4_0.gguf", ref: "micro/q4_0", kv: engine.KVF16, ctx: 512, tol: 0.2, q8: true},
 		// "Q4_K_M" micro is Q5_0 + Q8_0 (rows too short for K-quants).
-		{name: "micro-Q4_K_M", model: "micro/phi3-random-micro-Q4_K_M.gguf", ref: "micro/q4_k_m", kv: engine.KVF16, ctx: 512, tol: 0.4},
+		{name: "micro-Q4_K_M", model: "micro/phi3-random-micro-Q4_K_M.gguf", ref: "micro/q4_k_m", kv: engine.KVF16, ctx: 512, tol: 0.4, q8: true},
 		// Phi-4-mini features: partial rotary, LongRoPE short (ctx 256)
 		// and long (ctx 4096) factor sets, tied embeddings.
 		{name: "micromini-F32-ctx256", model: "micromini/phi4mini-random-micromini-F32.gguf", ref: "micromini/f32-kvf32-ctx256", kv: engine.KVF32, ctx: 256, tol: 5e-4, greedy: true},
 		{name: "micromini-F32-ctx4096", model: "micromini/phi4mini-random-micromini-F32.gguf", ref: "micromini/f32-kvf32-ctx4096", kv: engine.KVF32, ctx: 4096, tol: 5e-4, greedy: true},
 		{name: "micromini-F16-ctx256", model: "micromini/phi4mini-random-micromini-F16.gguf", ref: "micromini/f32-kvf32-ctx256", kv: engine.KVF32, ctx: 256, tol: 5e-4},
 		{name: "micromini-F16-ctx4096-kvf16", model: "micromini/phi4mini-random-micromini-F16.gguf", ref: "micromini/f16-ctx4096", kv: engine.KVF16, ctx: 4096, tol: 5e-2},
-		{name: "micromini-Q8_0-ctx256-kvf16", model: "micromini/phi4mini-random-micromini-Q8_0.gguf", ref: "micromini/q8_0-ctx256", kv: engine.KVF16, ctx: 256, tol: 0.7},
+		{name: "micromini-Q8_0-ctx256-kvf16", model: "micromini/phi4mini-random-micromini-Q8_0.gguf", ref: "micromini/q8_0-ctx256", kv: engine.KVF16, ctx: 256, tol: 0.7, q8: true},
 		{name: "stories260K", model: "stories260K/stories260K.gguf", ref: "stories260K/f32-kvf32", kv: engine.KVF32, ctx: 128, tol: 1e-4, greedy: true},
+		// The pure-Go kernels (what non-amd64 machines run) on the same
+		// references.
+		{name: "micro-F16-generic", model: "micro/phi3-random-micro-F16.gguf", ref: "micro/f32-kvf32", kv: engine.KVF32, ctx: 512, tol: 1e-4, generic: true},
+		{name: "micro-Q4_K_M-generic", model: "micro/phi3-random-micro-Q4_K_M.gguf", ref: "micro/q4_k_m", kv: engine.KVF16, ctx: 512, tol: 0.4, q8: true, generic: true},
+		{name: "micromini-Q8_0-generic", model: "micromini/phi4mini-random-micromini-Q8_0.gguf", ref: "micromini/q8_0-ctx4096", kv: engine.KVF16, ctx: 4096, tol: 0.7, q8: true, generic: true},
 		// tiny: the full phi-4 vocabulary, Q4_K and Q6_K matrices.
 		{name: "tiny-Q4_K_M", model: "tiny/phi3-random-tiny-Q4_K_M.gguf", ref: "tiny/q4_k_m-deq-f32", kv: engine.KVF32, ctx: 2048, tol: 1e-4, greedy: true, slow: true, noLast: true},
-		{name: "tiny-Q4_K_M-kvf16", model: "tiny/phi3-random-tiny-Q4_K_M.gguf", ref: "tiny/q4_k_m", kv: engine.KVF16, ctx: 2048, tol: 0.4, slow: true, noLast: true},
+		{name: "tiny-Q4_K_M-kvf16", model: "tiny/phi3-random-tiny-Q4_K_M.gguf", ref: "tiny/q4_k_m", kv: engine.KVF16, ctx: 2048, tol: 0.4, slow: true, noLast: true, q8: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

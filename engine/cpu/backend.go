@@ -25,13 +25,22 @@ type Options struct {
 	// Generic forces the pure-Go kernels even where SIMD ones exist (for
 	// tests and comparisons).
 	Generic bool
+	// Exact keeps activations in float32 for every matrix-vector product.
+	// By default the products with quantized weights (Q8_0, Q4_0, Q5_0,
+	// Q4_K, Q6_K) first quantise the activation vector to 8 bits, as
+	// llama.cpp does, and run on integer SIMD instructions: several times
+	// faster, with logits within about 0.1–0.4 of the exact ones. Exact
+	// is what the reference tests and other backends' checks use.
+	Exact bool
 }
 
 // Backend implements engine.Backend on the CPU.
 type Backend struct {
 	pool    *pool
 	k       *kernels
+	exact   bool
 	scratch [][]float32 // per worker
+	q8      q8Acts      // the activation vector of the current product, quantised
 }
 
 var _ engine.Backend = (*Backend)(nil)
@@ -46,7 +55,7 @@ func New(opts Options) *Backend {
 	if !opts.Generic {
 		k = simdKernels(k)
 	}
-	return &Backend{pool: newPool(threads), k: k, scratch: make([][]float32, threads)}
+	return &Backend{pool: newPool(threads), k: k, exact: opts.Exact, scratch: make([][]float32, threads)}
 }
 
 // Name returns "cpu".
@@ -198,6 +207,16 @@ func (b *Backend) MatMul(dst, x engine.Buffer, w engine.Weight) {
 }
 
 func (b *Backend) gemv(dst, x []float32, w *Weight) {
+	if dotq := w.f.dotq; dotq != nil && !b.exact {
+		quantizeQ8(x, &b.q8)
+		a := &b.q8
+		b.pool.parallel(len(dst), b.pool.grainFor(len(dst), 16), func(_, lo, hi int) {
+			for r := lo; r < hi; r++ {
+				dst[r] = dotq(w.row(r), a)
+			}
+		})
+		return
+	}
 	dot := w.f.dot
 	b.pool.parallel(len(dst), b.pool.grainFor(len(dst), 16), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {

@@ -13,6 +13,9 @@ type format struct {
 	dot func(row []byte, x []float32) float32
 	// dequant expands a weight row into len(dst) float32 values.
 	dequant func(row []byte, dst []float32)
+	// dotq returns the dot product of a weight row with activations
+	// quantised to Q8 (nil for the float formats, which never use them).
+	dotq func(row []byte, a *q8Acts) float32
 }
 
 // kernels is one complete set of kernels: the pure-Go set or a SIMD set.
@@ -36,14 +39,14 @@ func genericKernels() *kernels {
 		formats: map[quant.Type]format{
 			quant.F32: {func(w []byte, x []float32) float32 {
 				return dotF32Generic(bytesAsF32(w, len(x)), x)
-			}, dequantF32},
-			quant.F16:  {dotF16Generic, dequantF16Generic},
-			quant.BF16: {dotBF16Generic, dequantBF16},
-			quant.Q8_0: {dotQ8_0Generic, dequantQ8_0},
-			quant.Q4_0: {dotQ4_0Generic, dequantQ4_0},
-			quant.Q5_0: {dotQ5_0Generic, dequantQ5_0},
-			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K},
-			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K},
+			}, dequantF32, nil},
+			quant.F16:  {dotF16Generic, dequantF16Generic, nil},
+			quant.BF16: {dotBF16Generic, dequantBF16, nil},
+			quant.Q8_0: {dotQ8_0Generic, dequantQ8_0, dotQ8_0Q8Generic},
+			quant.Q4_0: {dotQ4_0Generic, dequantQ4_0, dotQ4_0Q8Generic},
+			quant.Q5_0: {dotQ5_0Generic, dequantQ5_0, dotQ5_0Q8Generic},
+			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K, dotQ4_KQ8Generic},
+			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic},
 		},
 		dotF32:  dotF32Generic,
 		axpyF32: axpyF32Generic,

@@ -230,3 +230,73 @@ func BenchmarkDot(b *testing.B) {
 		}
 	}
 }
+
+// TestQ8Dots checks the Q8-activation dot products against the exact dot
+// product of the dequantised weights with the dequantised activations.
+func TestQ8Dots(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, k := range kernelSets() {
+		for typ, f := range k.formats {
+			if f.dotq == nil {
+				continue
+			}
+			for _, n := range sizesFor(typ) {
+				row := testRow(t, typ, n, rng)
+				w := make([]float32, n)
+				if err := quant.Dequantize(typ, row, w); err != nil {
+					t.Fatal(err)
+				}
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				var a q8Acts
+				quantizeQ8(x, &a)
+				var want, mag float64
+				for i := range w {
+					xq := float64(a.d[i/32]) * float64(a.q[i])
+					want += float64(w[i]) * xq
+					mag += math.Abs(float64(w[i]) * xq)
+				}
+				got := float64(f.dotq(row, &a))
+				if math.Abs(got-want) > 2e-6*mag+1e-30 {
+					t.Errorf("%s/%s×Q8 n=%d: dot %g, want %g (|Δ| %.3g, scale %.3g)", k.name, typ, n, got, want, math.Abs(got-want), mag)
+				}
+				// And the quantisation itself stays within half a step.
+				for i := range x {
+					if d := math.Abs(float64(x[i]) - float64(a.d[i/32])*float64(a.q[i])); d > 0.51*float64(a.d[i/32])+1e-3*math.Abs(float64(x[i])) {
+						t.Fatalf("Q8 activation %d: %g quantised to %d×%g", i, x[i], a.q[i], a.d[i/32])
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkDotQ8(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const rows, n = 256, 4096
+	for _, k := range kernelSets() {
+		for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.Q4_K, quant.Q6_K} {
+			f := k.formats[typ]
+			var data [][]byte
+			for r := 0; r < rows; r++ {
+				data = append(data, testRow(b, typ, n, rng))
+			}
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			var a q8Acts
+			quantizeQ8(x, &a)
+			b.Run(fmt.Sprintf("%s/%s", k.name, typ), func(b *testing.B) {
+				b.SetBytes(int64(len(data[0]) * rows))
+				for b.Loop() {
+					for _, row := range data {
+						f.dotq(row, &a)
+					}
+				}
+			})
+		}
+	}
+}

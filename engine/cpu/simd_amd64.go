@@ -33,6 +33,12 @@ func f16ToF32AVX2(src *byte, dst *float32, n int)
 //go:noescape
 func dot4F32AVX2(r0, r1, r2, r3, x *float32, n int, out *[4]float32)
 
+//go:noescape
+func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+
+//go:noescape
+func dotQ4_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -88,8 +94,24 @@ func simdKernels(k *kernels) *kernels {
 	}
 	s.formats[quant.F32] = format{func(w []byte, x []float32) float32 {
 		return dotF32Fast(bytesAsF32(w, len(x)), x)
-	}, dequantF32}
-	s.formats[quant.F16] = format{dotF16Fast, dequantF16Fast}
+	}, dequantF32, nil}
+	s.formats[quant.F16] = format{dotF16Fast, dequantF16Fast, nil}
+	q8q8 := func(w []byte, a *q8Acts) float32 {
+		nb := len(a.d)
+		if nb == 0 {
+			return 0
+		}
+		_ = w[34*nb-1]
+		return dotQ8_0Q8AVX2(&w[0], &a.q[0], &a.d[0], nb)
+	}
+	q4q8 := func(w []byte, a *q8Acts) float32 {
+		nb := len(a.d)
+		if nb == 0 {
+			return 0
+		}
+		_ = w[18*nb-1]
+		return dotQ4_0Q8AVX2(&w[0], &a.q[0], &a.d[0], nb)
+	}
 	s.formats[quant.Q8_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
 		if nb == 0 {
@@ -97,7 +119,7 @@ func simdKernels(k *kernels) *kernels {
 		}
 		_ = w[34*nb-1]
 		return dotQ8_0AVX2(&w[0], &x[0], nb)
-	}, dequantQ8_0}
+	}, dequantQ8_0, q8q8}
 	s.formats[quant.Q4_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
 		if nb == 0 {
@@ -105,7 +127,7 @@ func simdKernels(k *kernels) *kernels {
 		}
 		_ = w[18*nb-1]
 		return dotQ4_0AVX2(&w[0], &x[0], nb)
-	}, dequantQ4_0}
+	}, dequantQ4_0, q4q8}
 	return s
 }
 

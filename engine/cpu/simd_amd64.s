@@ -320,3 +320,89 @@ d4done:
 	VMOVUPS X0, (DI)
 	VZEROUPPER
 	RET
+
+// Per-block scale for the Q8-activation kernels: Y9 = f16(w at off(SI)) *
+// xd[0] (R9), broadcast.
+#define SCALEQ8(off) \
+	MOVWLZX off(SI), AX \
+	VMOVD AX, X9 \
+	VCVTPH2PS X9, X9 \
+	VMULSS (R9), X9, X9 \
+	VBROADCASTSS X9, Y9
+
+// Y5 = 8 float partial sums of the int8 products of Y1 (weights, signed)
+// and Y2 (activations, signed); Y15 holds int16 ones.
+#define I8DOT \
+	VPSIGNB Y1, Y1, Y3 \
+	VPSIGNB Y1, Y2, Y4 \
+	VPMADDUBSW Y4, Y3, Y5 \
+	VPMADDWD Y15, Y5, Y5 \
+	VCVTDQ2PS Y5, Y5
+
+// func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+TEXT ·dotQ8_0Q8AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+q8q8loop:
+	CMPQ CX, $0
+	JE   q8q8done
+	SCALEQ8(0)
+	VMOVDQU 2(SI), Y1
+	VMOVDQU (R8), Y2
+	I8DOT
+	VFMADD231PS Y9, Y5, Y0
+	ADDQ $34, SI
+	ADDQ $32, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  q8q8loop
+q8q8done:
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func dotQ4_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+TEXT ·dotQ4_0Q8AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x08080808, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+q4q8loop:
+	CMPQ CX, $0
+	JE   q4q8done
+	SCALEQ8(0)
+	VMOVDQU 2(SI), X1
+	VPSRLW $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND Y14, Y1, Y1
+	VPSUBB Y13, Y1, Y1
+	VMOVDQU (R8), Y2
+	I8DOT
+	VFMADD231PS Y9, Y5, Y0
+	ADDQ $18, SI
+	ADDQ $32, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  q4q8loop
+q4q8done:
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -165,5 +166,42 @@ func TestQuantizeRoundTrip(t *testing.T) {
 	blk := QuantizeQ4_0([]float32{-3, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	if blk[2]&0x0f != 0 || F16ToF32(uint16(blk[0])|uint16(blk[1])<<8) != 0.375 {
 		t.Errorf("Q4_0 block %x", blk)
+	}
+}
+
+func TestKQuantRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, 256*16)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64()) * 0.02
+	}
+	copy(x[256:512], make([]float32, 256)) // an all-zero super-block
+	for _, tc := range []struct {
+		typ    Type
+		maxRMS float64
+	}{{Q4_K, 0.09}, {Q6_K, 0.025}} {
+		size, _ := tc.typ.RowBytes(len(x))
+		q := make([]byte, size)
+		if err := Quantize(tc.typ, x, q); err != nil {
+			t.Fatal(err)
+		}
+		y := make([]float32, len(x))
+		if err := Dequantize(tc.typ, q, y); err != nil {
+			t.Fatal(err)
+		}
+		var e2, x2 float64
+		for i := range x {
+			d := float64(y[i] - x[i])
+			e2 += d * d
+			x2 += float64(x[i]) * float64(x[i])
+		}
+		if rms := math.Sqrt(e2 / x2); rms > tc.maxRMS {
+			t.Errorf("%s: relative RMS error %.4f > %.4f", tc.typ, rms, tc.maxRMS)
+		}
+		for i := 256; i < 512; i++ {
+			if y[i] != 0 {
+				t.Fatalf("%s: zero block decodes to %v", tc.typ, y[i])
+			}
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 // Quantize encodes src as type t into dst, bit-identical to GGML's reference
 // quantize_row_*_ref functions (what llama-quantize writes when no importance
-// matrix is given). Supported targets: F32, F16, BF16, Q8_0, Q4_0, Q5_0.
+// matrix is given). Every Type is supported.
 // len(src) must be a multiple of t's block size and len(dst) must equal
 // t.RowBytes(len(src)).
 func Quantize(t Type, src []float32, dst []byte) error {
@@ -46,19 +46,23 @@ func Quantize(t Type, src []float32, dst []byte) error {
 		for i := 0; i < len(src); i += 32 {
 			QuantizeBlockQ5_0((*[32]float32)(src[i:]), (*[22]byte)(dst[i/32*22:]))
 		}
+	case Q4_K:
+		for i := 0; i < len(src); i += 256 {
+			QuantizeBlockQ4_K((*[256]float32)(src[i:]), (*[144]byte)(dst[i/256*144:]))
+		}
+	case Q6_K:
+		for i := 0; i < len(src); i += 256 {
+			QuantizeBlockQ6_K((*[256]float32)(src[i:]), (*[210]byte)(dst[i/256*210:]))
+		}
 	default:
-		return fmt.Errorf("quantize: no quantizer for %s (have F32, F16, BF16, Q8_0, Q4_0, Q5_0)", t)
+		return fmt.Errorf("quantize: no quantizer for %s", t)
 	}
 	return nil
 }
 
 // CanQuantize reports whether Quantize supports target type t.
 func CanQuantize(t Type) bool {
-	switch t {
-	case F32, F16, BF16, Q8_0, Q4_0, Q5_0:
-		return true
-	}
-	return false
+	return t.Known()
 }
 
 // QuantizeQ8_0 returns src encoded as Q8_0 blocks. len(src) must be a

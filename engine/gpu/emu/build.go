@@ -25,7 +25,7 @@ const genVersion = "emu-gen-1"
 // compileFlags are the clang++ flags for every translation unit. fp
 // contraction is left to clang's default (on, within expressions), close to
 // the Metal compiler's; fast-math is off so NaN and Inf behave.
-var compileFlags = []string{"-std=c++17", "-O1", "-fPIC", "-fsigned-char", "-ffp-contract=on",
+var compileFlags = []string{"-std=c++17", "-O2", "-fPIC", "-fsigned-char", "-ffp-contract=on",
 	"-Wno-unknown-attributes", "-Wno-unused-variable", "-Wno-unused-but-set-variable"}
 
 // Library is the shared library built from the .metal sources, and the
