@@ -39,6 +39,12 @@ func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 //go:noescape
 func dotQ4_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 
+//go:noescape
+func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
+
+//go:noescape
+func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -128,6 +134,26 @@ func simdKernels(k *kernels) *kernels {
 		_ = w[18*nb-1]
 		return dotQ4_0AVX2(&w[0], &x[0], nb)
 	}, dequantQ4_0, q4q8}
+	q4k := s.formats[quant.Q4_K]
+	q4k.dotq = func(w []byte, a *q8Acts) float32 {
+		nb := len(a.d) / 8
+		if nb == 0 {
+			return 0
+		}
+		_ = w[144*nb-1]
+		return dotQ4_KQ8AVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb)
+	}
+	s.formats[quant.Q4_K] = q4k
+	q6k := s.formats[quant.Q6_K]
+	q6k.dotq = func(w []byte, a *q8Acts) float32 {
+		nb := len(a.d) / 8
+		if nb == 0 {
+			return 0
+		}
+		_ = w[210*nb-1]
+		return dotQ6_KQ8AVX2(&w[0], &a.q[0], &a.d[0], nb)
+	}
+	s.formats[quant.Q6_K] = q6k
 	return s
 }
 

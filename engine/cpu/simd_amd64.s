@@ -406,3 +406,215 @@ q4q8done:
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
+
+// func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
+// nb blocks of 256 values (144 bytes: d, dmin, 12 bytes of 6-bit scales and
+// mins, 128 bytes of nibbles). xd and xs hold, per 32 activations, the
+// scale and the scale times the sum of the quantised values.
+TEXT ·dotQ4_KQ8AVX2(SB), NOSPLIT, $32-44
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ xs+24(FP), R10
+	MOVQ nb+32(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+q4kloop:
+	CMPQ CX, $0
+	JE   q4kdone
+	// d and dmin
+	MOVWLZX (SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VBROADCASTSS X2, Y2
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X3
+	VCVTPH2PS X3, X3
+	VBROADCASTSS X3, Y3
+	// Unpack the 6-bit scales (-> AX, R12) and mins (-> R13, R11).
+	MOVL 4(SI), AX
+	MOVL 8(SI), BX
+	MOVL 12(SI), DX
+	MOVL DX, R11
+	SHRL $4, R11
+	ANDL $0x0f0f0f0f, R11
+	MOVL BX, R12
+	SHRL $6, R12
+	ANDL $0x03030303, R12
+	SHLL $4, R12
+	ORL  R12, R11
+	MOVL BX, R13
+	ANDL $0x3f3f3f3f, R13
+	MOVL DX, R12
+	ANDL $0x0f0f0f0f, R12
+	MOVL AX, DI
+	SHRL $6, DI
+	ANDL $0x03030303, DI
+	SHLL $4, DI
+	ORL  DI, R12
+	ANDL $0x3f3f3f3f, AX
+	// Scales: d·sc[s]·xd[s] for the 8 sub-blocks, kept on the stack.
+	VMOVD AX, X4
+	VPINSRD $1, R12, X4, X4
+	VPMOVZXBD X4, Y4
+	VCVTDQ2PS Y4, Y4
+	VMULPS (R9), Y4, Y4
+	VMULPS Y2, Y4, Y4
+	VMOVUPS Y4, sc-32(SP)
+	// Mins: Y1 += dmin·m[s]·xs[s].
+	VMOVD R13, X5
+	VPINSRD $1, R11, X5, X5
+	VPMOVZXBD X5, Y5
+	VCVTDQ2PS Y5, Y5
+	VMULPS (R10), Y5, Y5
+	VFMADD231PS Y3, Y5, Y1
+
+#define Q4KPAIR(woff, xoff0, xoff1, soff0, soff1) \
+	VMOVDQU woff(SI), Y6 \
+	VPSRLW $4, Y6, Y7 \
+	VPAND Y14, Y6, Y6 \
+	VPAND Y14, Y7, Y7 \
+	VPMADDUBSW xoff0(R8), Y6, Y8 \
+	VPMADDWD Y15, Y8, Y8 \
+	VCVTDQ2PS Y8, Y8 \
+	VBROADCASTSS soff0(SP), Y10 \
+	VFMADD231PS Y10, Y8, Y0 \
+	VPMADDUBSW xoff1(R8), Y7, Y9 \
+	VPMADDWD Y15, Y9, Y9 \
+	VCVTDQ2PS Y9, Y9 \
+	VBROADCASTSS soff1(SP), Y11 \
+	VFMADD231PS Y11, Y9, Y0
+
+	Q4KPAIR(16, 0, 32, sc-32, sc-28)
+	Q4KPAIR(48, 64, 96, sc-24, sc-20)
+	Q4KPAIR(80, 128, 160, sc-16, sc-12)
+	Q4KPAIR(112, 192, 224, sc-8, sc-4)
+	ADDQ $144, SI
+	ADDQ $256, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	DECQ CX
+	JMP  q4kloop
+q4kdone:
+	VSUBPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// Byte-shuffle controls that spread int16 scale 2k over the low 128-bit
+// lane and scale 2k+1 over the high lane (of a register holding the eight
+// scales in both lanes).
+DATA q6kshuf<>+0(SB)/8, $0x0100010001000100
+DATA q6kshuf<>+8(SB)/8, $0x0100010001000100
+DATA q6kshuf<>+16(SB)/8, $0x0302030203020302
+DATA q6kshuf<>+24(SB)/8, $0x0302030203020302
+DATA q6kshuf<>+32(SB)/8, $0x0504050405040504
+DATA q6kshuf<>+40(SB)/8, $0x0504050405040504
+DATA q6kshuf<>+48(SB)/8, $0x0706070607060706
+DATA q6kshuf<>+56(SB)/8, $0x0706070607060706
+DATA q6kshuf<>+64(SB)/8, $0x0908090809080908
+DATA q6kshuf<>+72(SB)/8, $0x0908090809080908
+DATA q6kshuf<>+80(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q6kshuf<>+88(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q6kshuf<>+96(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q6kshuf<>+104(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q6kshuf<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q6kshuf<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL q6kshuf<>(SB), RODATA|NOPTR, $128
+
+// func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+// nb blocks of 256 values (210 bytes: 128 bytes low 4 bits, 64 bytes high
+// 2 bits, 16 int8 scales, half-float d).
+TEXT ·dotQ6_KQ8AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x03030303, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+	MOVL $0x20202020, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+	LEAQ q6kshuf<>(SB), DX
+q6kloop:
+	CMPQ CX, $0
+	JE   q6kdone
+	MOVWLZX 208(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VBROADCASTSS X2, Y2
+	// All 16 scales as int16.
+	VPMOVSXBW 192(SI), Y11
+
+// One 32-value group: Y6 holds the unsigned 6-bit values, xoff is the
+// activations' byte offset, doff the offset of their scale, k selects
+// scales 2k and 2k+1 of the register half in Y3.
+#define Q6KGROUP(xoff, doff, k) \
+	VPMADDUBSW xoff(R8), Y6, Y7 \
+	VPMADDUBSW xoff(R8), Y12, Y8 \
+	VPSUBW Y8, Y7, Y7 \
+	VPSHUFB k(DX), Y3, Y8 \
+	VPMADDWD Y8, Y7, Y7 \
+	VCVTDQ2PS Y7, Y7 \
+	VMULSS doff(R9), X2, X9 \
+	VBROADCASTSS X9, Y9 \
+	VFMADD231PS Y9, Y7, Y0
+
+// Half n of a block: ql at qloff, qh at qhoff, activations from xoff.
+#define Q6KHALF(qloff, qloff2, qhoff, perm, x0, x1, x2, x3, d0, d1, d2, d3) \
+	VMOVDQU qloff(SI), Y4 \
+	VMOVDQU qloff2(SI), Y5 \
+	VMOVDQU qhoff(SI), Y10 \
+	VPERM2I128 perm, Y11, Y11, Y3 \
+	VPAND Y14, Y4, Y6 \
+	VPAND Y13, Y10, Y7 \
+	VPSLLW $4, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KGROUP(x0, d0, 0) \
+	VPAND Y14, Y5, Y6 \
+	VPSRLW $2, Y10, Y7 \
+	VPAND Y13, Y7, Y7 \
+	VPSLLW $4, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KGROUP(x1, d1, 32) \
+	VPSRLW $4, Y4, Y6 \
+	VPAND Y14, Y6, Y6 \
+	VPSRLW $4, Y10, Y7 \
+	VPAND Y13, Y7, Y7 \
+	VPSLLW $4, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KGROUP(x2, d2, 64) \
+	VPSRLW $4, Y5, Y6 \
+	VPAND Y14, Y6, Y6 \
+	VPSRLW $6, Y10, Y7 \
+	VPAND Y13, Y7, Y7 \
+	VPSLLW $4, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KGROUP(x3, d3, 96)
+
+	// Groups of 32 values: ql low nibbles | qh bits 0-1, ql[32:] low |
+	// bits 2-3, ql high nibbles | bits 4-5, ql[32:] high | bits 6-7.
+	Q6KHALF(0, 32, 128, $0x00, 0, 32, 64, 96, 0, 4, 8, 12)
+	Q6KHALF(64, 96, 160, $0x11, 128, 160, 192, 224, 16, 20, 24, 28)
+	ADDQ $210, SI
+	ADDQ $256, R8
+	ADDQ $32, R9
+	DECQ CX
+	JMP  q6kloop
+q6kdone:
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
