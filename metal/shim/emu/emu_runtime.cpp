@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <mutex>
 #include <vector>
 
 #include "metal_stdlib"
@@ -29,8 +30,47 @@ const size_t kStack = 256 << 10;
 const size_t kSlot = 64; // bytes per lane per simdgroup exchange
 const size_t kTGMax = 64 << 10;
 
+// Context switches: hand-written on x86-64 (the callee-saved registers; no
+// system call, and the kernels never change the MXCSR or x87 modes),
+// ucontext elsewhere.
+#if defined(__x86_64__)
+#define EMU_FAST_SWITCH 1
+extern "C" void emu_switch(void **save_sp, void *new_sp);
+asm(R"(
+.text
+.globl emu_switch
+.type emu_switch,@function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+.size emu_switch,.-emu_switch
+.section .note.GNU-stack,"",@progbits
+.text
+)");
+struct Context {
+    void *sp = nullptr;
+};
+#else
+struct Context {
+    ucontext_t uc;
+};
+#endif
+
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     char *stack = nullptr;
     State state = RUNNABLE;
     size_t tg_off = 0;
@@ -38,12 +78,13 @@ struct Fiber {
 };
 
 struct Sched {
-    ucontext_t main;
+    Context main;
     std::vector<Fiber> fibers;
     std::vector<LaneInfo> info;
     uint cur = 0;
     alignas(64) unsigned char tgmem[kTGMax];
     size_t tg_limit = 32 << 10;
+    size_t tg_used = 0; // high-water mark of the current threadgroup
     std::vector<unsigned char> slots; // [simdgroup][parity][lane][kSlot]
     emu_launch *L = nullptr;
     void (*body)(emu_launch *) = nullptr;
@@ -51,19 +92,51 @@ struct Sched {
     char err[1024];
 };
 
-thread_local Sched *S = nullptr;
+// One dispatch runs at a time in the whole process (dispatch() holds
+// dispatch_mu), so the scheduler is a plain global: no TLS lookups on the
+// hot path.
+Sched *S = nullptr;
+std::mutex dispatch_mu;
 
-void lane_entry() {
+void switch_to(Context *save, Context *to) {
+#ifdef EMU_FAST_SWITCH
+    emu_switch(&save->sp, to->sp);
+#else
+    swapcontext(&save->uc, &to->uc);
+#endif
+}
+
+[[noreturn]] void lane_entry() {
     S->body(S->L);
     S->fibers[S->cur].state = DONE;
-    swapcontext(&S->fibers[S->cur].ctx, &S->main);
+    switch_to(&S->fibers[S->cur].ctx, &S->main);
     __builtin_trap(); // a finished lane is never resumed
+}
+
+// start_lane prepares fiber f to run lane_entry on its own stack.
+void start_lane(Fiber &f) {
+#ifdef EMU_FAST_SWITCH
+    // The frame emu_switch pops: six callee-saved registers, then the
+    // return address (lane_entry), leaving the stack 16-byte aligned minus
+    // 8 at entry, as after a call.
+    uintptr_t top = (uintptr_t)(f.stack + kStack) & ~uintptr_t(15);
+    uint64_t *sp = (uint64_t *)(top - 8); // alignment slot: rsp % 16 == 8 at lane_entry
+    *--sp = (uint64_t)(uintptr_t)&lane_entry;
+    for (int i = 0; i < 6; i++) *--sp = 0;
+    f.ctx.sp = sp;
+#else
+    getcontext(&f.ctx.uc);
+    f.ctx.uc.uc_stack.ss_sp = f.stack + 4096;
+    f.ctx.uc.uc_stack.ss_size = kStack - 4096;
+    f.ctx.uc.uc_link = nullptr;
+    makecontext(&f.ctx.uc, (void (*)())lane_entry, 0);
+#endif
 }
 
 void yield(State st) {
     Fiber &f = S->fibers[S->cur];
     f.state = st;
-    swapcontext(&f.ctx, &S->main);
+    switch_to(&f.ctx, &S->main);
 }
 
 bool ensure_fibers(size_t n) {
@@ -99,7 +172,9 @@ bool run_group(uint3 gpos, const std::vector<uint> &order) {
     uint3 tgs = {L->tg[0], L->tg[1], L->tg[2]};
     uint n = tgs.x * tgs.y * tgs.z;
     uint nsimd = (n + 31) / 32;
-    memset(S->tgmem, 0xFF, S->tg_limit);
+    // Poison what the previous threadgroup used (all of it the first time).
+    memset(S->tgmem, 0xFF, S->tg_used ? S->tg_used : S->tg_limit);
+    S->tg_used = 0;
     S->slots.assign(size_t(nsimd) * 2 * 32 * kSlot, 0xFF);
     for (uint i = 0; i < n; i++) {
         LaneInfo &li = S->info[i];
@@ -115,11 +190,7 @@ bool run_group(uint3 gpos, const std::vector<uint> &order) {
         li.threads_per_simdgroup = (i / 32 == nsimd - 1) ? n - (nsimd - 1) * 32 : 32;
         li.simdgroups_per_threadgroup = nsimd;
         Fiber &f = S->fibers[i];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack + 4096;
-        f.ctx.uc_stack.ss_size = kStack - 4096;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, lane_entry, 0);
+        start_lane(f);
         f.state = RUNNABLE;
         f.tg_off = 0;
         f.parity = 0;
@@ -128,7 +199,7 @@ bool run_group(uint3 gpos, const std::vector<uint> &order) {
         for (uint i : order) {
             if (S->fibers[i].state != RUNNABLE) continue;
             S->cur = i;
-            swapcontext(&S->main, &S->fibers[i].ctx);
+            switch_to(&S->main, &S->fibers[i].ctx);
             if (S->failed) return false;
         }
         uint done = 0, wtg = 0;
@@ -186,33 +257,32 @@ void *tg_alloc(size_t size, size_t align) {
         fail(msg);
     }
     f.tg_off = off + size;
+    if (f.tg_off > S->tg_used) S->tg_used = f.tg_off;
     return S->tgmem + off;
 }
 
-void *simd_slot(uint l, size_t size) {
-    if (size > kSlot) fail("simdgroup operand larger than 64 bytes");
+unsigned char *simd_slots() {
     const LaneInfo &li = S->info[S->cur];
     Fiber &f = S->fibers[S->cur];
-    size_t idx = ((size_t(li.simdgroup_index_in_threadgroup) * 2 + f.parity) * 32 + l) * kSlot;
-    return &S->slots[idx];
+    return &S->slots[(size_t(li.simdgroup_index_in_threadgroup) * 2 + f.parity) * 32 * kSlot];
 }
 
 void simd_next() { S->fibers[S->cur].parity ^= 1; }
 
 void fail(const char *msg) {
     failf("%s", msg);
-    swapcontext(&S->fibers[S->cur].ctx, &S->main);
+    switch_to(&S->fibers[S->cur].ctx, &S->main);
     __builtin_trap();
 }
 
 int dispatch(emu_launch *L, void (*body)(emu_launch *)) {
-    Sched *saved = S;
-    static thread_local Sched *mine = nullptr;
-    if (!mine) mine = new Sched();
+    std::lock_guard<std::mutex> lock(dispatch_mu);
+    static Sched *mine = new Sched();
     S = mine;
     S->L = L;
     S->body = body;
     S->failed = false;
+    S->tg_used = 0;
     S->err[0] = 0;
     S->tg_limit = L->tg_limit ? L->tg_limit : (32u << 10);
     int rc = 0;
@@ -254,7 +324,7 @@ int dispatch(emu_launch *L, void (*body)(emu_launch *)) {
                     }
                 }
     }
-    S = saved;
+    S = nullptr;
     return rc;
 }
 

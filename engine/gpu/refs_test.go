@@ -1,0 +1,210 @@
+package gpu_test
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/gpu"
+	"github.com/phi4mac/phi4mac/internal/testrefs"
+)
+
+// The engine's forward pass on the GPU backend (through the emulator)
+// against llama.cpp's reference logits, with the CPU backend's tolerances
+// (engine/refs_test.go).
+
+type refFile struct {
+	NVocab  int `json:"n_vocab"`
+	Prompts []struct {
+		Name        string    `json:"name"`
+		IDs         []int     `json:"ids"`
+		Positions   []refStep `json:"positions"`
+		GreedySteps []refStep `json:"greedy_steps"`
+		Greedy      []int     `json:"greedy"`
+	} `json:"prompts"`
+}
+
+type refStep struct {
+	Token  int          `json:"token"`
+	Margin float64      `json:"margin"`
+	LSE    float64      `json:"lse"`
+	Top    [][2]float64 `json:"top"`
+}
+
+func readRef(t *testing.T, dir string) *refFile {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "result.json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r refFile
+	if err := json.NewDecoder(zr).Decode(&r); err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return &r
+}
+
+func readF32(t *testing.T, path string) []float32 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(data)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return out
+}
+
+func topDiff(ours []float32, st refStep) (float64, float64) {
+	var m float64
+	for _, e := range st.Top {
+		m = max(m, math.Abs(float64(ours[int(e[0])])-e[1]))
+	}
+	mx := math.Inf(-1)
+	for _, x := range ours {
+		mx = max(mx, float64(x))
+	}
+	var s float64
+	for _, x := range ours {
+		s += math.Exp(float64(x) - mx)
+	}
+	return m, math.Abs(mx + math.Log(s) - st.LSE)
+}
+
+type refCase struct {
+	name, model, ref string
+	kv               engine.KVType
+	ctx              int
+	tol              float64
+	short            bool // part of the -short set
+}
+
+func TestReferenceLogitsEmulated(t *testing.T) {
+	cases := []refCase{
+		{"micro-F16", "micro/phi3-random-micro-F16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, true},
+		{"micro-F16-kvf16", "micro/phi3-random-micro-F16.gguf", "micro/f16", engine.KVF16, 512, 3e-2, false},
+		{"micro-BF16", "micro/phi3-random-micro-BF16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, false},
+		{"micro-Q8_0", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0-deq-f32", engine.KVF32, 512, 1e-4, false},
+		{"micro-Q8_0-kvf16", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0", engine.KVF16, 512, 0.2, false},
+		{"micro-Q4_0", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0-deq-f32", engine.KVF32, 512, 1e-4, true},
+		{"micro-Q4_0-kvf16", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0", engine.KVF16, 512, 0.2, false},
+		{"micro-Q4_K_M-kvf16", "micro/phi3-random-micro-Q4_K_M.gguf", "micro/q4_k_m", engine.KVF16, 512, 0.4, true},
+		{"micromini-F16-ctx256", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f32-kvf32-ctx256", engine.KVF32, 256, 5e-4, true},
+		{"micromini-F16-ctx4096-kvf16", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f16-ctx4096", engine.KVF16, 4096, 5e-2, false},
+		{"micromini-Q8_0-ctx256-kvf16", "micromini/phi4mini-random-micromini-Q8_0.gguf", "micromini/q8_0-ctx256", engine.KVF16, 256, 0.7, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if testing.Short() && !c.short {
+				t.Skip("the -short set covers one case per format")
+			}
+			checkRef(t, c)
+		})
+	}
+}
+
+func checkRef(t *testing.T, c refCase) {
+	refs := testrefs.Dir(t)
+	dir := filepath.Join(refs, "logits", c.ref)
+	ref := readRef(t, dir)
+	b := gpu.New(device(t), gpu.Options{AttnSpan: 64})
+	m, err := engine.Load(context.Background(), filepath.Join(refs, "models", c.model), engine.Options{Backend: b, NoTokenizer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	V := ref.NVocab
+	ctx := context.Background()
+	var worst float64
+	for _, p := range ref.Prompts {
+		s, err := m.NewSession(engine.SessionOptions{Ctx: c.ctx, KV: c.kv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(p.IDs)
+		wantAll := readF32(t, filepath.Join(dir, p.Name+".all.f32"))
+		var last []float32
+		for i0 := 0; i0 < n; i0 += 64 {
+			i1 := min(i0+64, n)
+			all, err := s.Forward(ctx, p.IDs[i0:i1], true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := i0; i < i1; i++ {
+				row := all[(i-i0)*V : (i-i0+1)*V]
+				if wantAll != nil {
+					for j, w := range wantAll[i*V : (i+1)*V] {
+						worst = max(worst, math.Abs(float64(row[j])-float64(w)))
+					}
+				}
+				d, dl := topDiff(row, p.Positions[i])
+				worst = max(worst, d)
+				if d > c.tol || dl > c.tol {
+					t.Errorf("%s: position %d: top-16 max |Δ| %.3g, lse |Δ| %.3g > %.3g", p.Name, i, d, dl, c.tol)
+				}
+			}
+			last = all[(i1-1-i0)*V:]
+		}
+		if want := readF32(t, filepath.Join(dir, p.Name+".last.f32")); want != nil {
+			for j := range want {
+				worst = max(worst, math.Abs(float64(last[j])-float64(want[j])))
+			}
+		}
+		if worst > c.tol {
+			t.Errorf("%s: max |Δ| %.3g > %.3g", p.Name, worst, c.tol)
+		}
+		// Teacher-forced greedy steps through the decode path.
+		logits := last
+		for k, st := range p.GreedySteps {
+			if k > 0 {
+				if logits, err = s.Forward(ctx, []int{p.Greedy[k-1]}, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d, dl := topDiff(logits, st)
+			worst = max(worst, d)
+			if d > c.tol || dl > c.tol {
+				t.Errorf("%s: greedy step %d: top-16 max |Δ| %.3g, lse |Δ| %.3g > %.3g", p.Name, k, d, dl, c.tol)
+			}
+		}
+		s.Close()
+		// Free-running greedy generation (argmax on the device).
+		s, err = m.NewSession(engine.SessionOptions{Ctx: c.ctx, KV: c.kv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Generate(ctx, engine.Request{Prompt: p.IDs, MaxTokens: len(p.Greedy), StopIDs: []int{}}, nil)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree := 0
+		for k, want := range p.Greedy {
+			if k >= len(res.Tokens) || res.Tokens[k] != want {
+				if k < len(res.Tokens) && p.GreedySteps[k].Margin > 2*c.tol {
+					t.Errorf("%s: greedy token %d: %d, reference %d (margin %.3g)", p.Name, k, res.Tokens[k], want, p.GreedySteps[k].Margin)
+				}
+				break
+			}
+			agree++
+		}
+		t.Logf("%s: greedy %d/%d identical", p.Name, agree, len(p.Greedy))
+	}
+	t.Logf("%s vs %s: max |Δlogit| %.3g (tolerance %.3g)", c.model, c.ref, worst, c.tol)
+}
