@@ -20,28 +20,26 @@ func newQuantizeCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "quantize IN OUT",
-		Short: "Convert a GGUF file or Hugging Face folder to a GGUF with Q8_0/Q4_0 (or float) weights",
+		Short: "Convert a GGUF file or Hugging Face folder to a GGUF with Q8_0, Q4_0, Q4_K_M (or float) weights",
 		Long: `quantize reads a model — a GGUF file, or a Hugging Face Phi3ForCausalLM folder with
-F32/F16/BF16 safetensors (single or sharded) — and writes a GGUF whose weight matrices are
-in the chosen format. 1-D tensors (norms, LongRoPE factors) stay F32. Q8_0 and Q4_0 use
-GGML's reference quantizers, so the output matches llama-quantize (without an importance
-matrix) byte for byte. GGUF metadata is kept; for a Hugging Face folder the phi3 model
+F32/F16/BF16 safetensors (single or sharded) — and writes a GGUF in the chosen weight format.
+1-D tensors (norms, LongRoPE factors) stay F32. It follows llama-quantize without an
+importance matrix exactly: the same per-tensor types (e.g. output.weight Q6_K in q4_0 and
+q4_k_m files) and GGML's reference quantizers, so a GGUF input gives the file llama-quantize
+writes, byte for byte. GGUF metadata is kept; for a Hugging Face folder the phi3 model
 metadata and the tokenizer metadata are written as llama.cpp's converter writes them.`,
 		Example: `  phi4mac quantize ~/models/phi-4 phi-4-Q8_0.gguf --type q8_0
-  phi4mac quantize phi-4-F16.gguf phi-4-Q4_0.gguf --type q4_0`,
+  phi4mac quantize phi-4-F16.gguf phi-4-Q4_K_M.gguf --type q4_k_m`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			typ, err := quant.ParseType(typeName)
+			scheme, err := weights.ParseScheme(typeName)
 			if err != nil {
-				return err
-			}
-			if !quant.CanQuantize(typ) {
-				return fmt.Errorf("--type %s: phi4mac can write q8_0, q4_0, q5_0, f16, bf16 or f32", typeName)
+				return fmt.Errorf("--type: %w", err)
 			}
 			in, out := args[0], args[1]
 			start := time.Now()
 			errw := cmd.ErrOrStderr()
-			opts := weights.ConvertOptions{Type: typ, Name: name, TokenizerPre: pre}
+			opts := weights.ConvertOptions{Scheme: scheme, Name: name, TokenizerPre: pre}
 			if !quiet {
 				opts.Progress = func(done, total int, tensor string, from, to quant.Type) {
 					fmt.Fprintf(errw, "[%*d/%d] %-32s %-5s -> %s\n", len(fmt.Sprint(total)), done, total, tensor, from, to)
@@ -59,7 +57,7 @@ metadata and the tokenizer metadata are written as llama.cpp's converter writes 
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&typeName, "type", "t", "q8_0", "weight format: q8_0, q4_0, q5_0, f16, bf16 or f32")
+	cmd.Flags().StringVarP(&typeName, "type", "t", "q8_0", "weight format: q8_0, q4_0, q4_k_m, q5_0, f16, bf16 or f32")
 	cmd.Flags().StringVar(&name, "name", "", "general.name for Hugging Face input (default: the folder name)")
 	cmd.Flags().StringVar(&pre, "tokenizer-pre", "", `tokenizer.ggml.pre for Hugging Face input (default: "dbrx" for phi-4, "gpt-4o" for vocabularies of 200k+)`)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print progress")

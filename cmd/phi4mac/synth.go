@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/phi4mac/phi4mac/engine/quant"
 	"github.com/phi4mac/phi4mac/engine/synth"
 	"github.com/phi4mac/phi4mac/engine/weights"
 )
@@ -28,8 +27,9 @@ func newSynthCmd() *cobra.Command {
 		Short: "Write a random-weight Phi-3-architecture model (for tests and benchmarks)",
 		Long: `synth generates a model of any Phi-3 (phi-4 style) shape with random weights, exactly as
 the reference generator make_tiny_phi3.py does (same values bit for bit), and writes it as a
-GGUF file (--type f32, f16, bf16, q8_0, q4_0 or q5_0) or as a Hugging Face folder (--type hf,
-BF16 safetensors). Presets: ` + strings.Join(synth.PresetNames(), ", ") + `; the flags below
+GGUF file (--type f32, f16, bf16, q8_0, q4_0, q4_k_m or q5_0) or as a Hugging Face folder
+(--type hf, BF16 safetensors). GGUF files are byte-identical to what llama.cpp's converter
+(float types) and llama-quantize (quantized types, from the F16 file) produce. Presets: ` + strings.Join(synth.PresetNames(), ", ") + `; the flags below
 override single dimensions.
 
 --tokenizer copies a vocabulary: a Hugging Face folder (tokenizer files, e.g. the refs'
@@ -79,7 +79,7 @@ it the model has no tokenizer and can only be driven with token ids.`,
 					return err
 				}
 			} else {
-				typ, err := quant.ParseType(typeName)
+				scheme, err := weights.ParseScheme(typeName)
 				if err != nil {
 					return fmt.Errorf("--type: %w (or hf)", err)
 				}
@@ -87,7 +87,7 @@ it the model has no tokenizer and can only be driven with token ids.`,
 				if err != nil {
 					return err
 				}
-				if err := weights.WriteFile(out, func(w io.Writer) error { return c.WriteGGUF(w, typ, tok, progress) }); err != nil {
+				if err := weights.WriteFile(out, func(w io.Writer) error { return c.WriteGGUF(w, scheme, tok, progress) }); err != nil {
 					return err
 				}
 			}
@@ -99,7 +99,7 @@ it the model has no tokenizer and can only be driven with token ids.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&preset, "preset", "tiny", "shape preset: "+strings.Join(synth.PresetNames(), ", "))
-	f.StringVarP(&typeName, "type", "t", "f16", "output: f32, f16, bf16, q8_0, q4_0, q5_0 (GGUF) or hf (Hugging Face folder)")
+	f.StringVarP(&typeName, "type", "t", "f16", "output: f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_0 (GGUF) or hf (Hugging Face folder)")
 	f.StringVarP(&out, "output", "o", "", "output GGUF file or HF folder")
 	f.StringVar(&tokDir, "tokenizer", "", "copy the tokenizer from this HF folder or GGUF file")
 	f.StringVar(&pre, "tokenizer-pre", "dbrx", "tokenizer.ggml.pre when converting an HF tokenizer folder")

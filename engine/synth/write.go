@@ -90,22 +90,10 @@ func (c Config) WriteSafetensors(w io.Writer, progress Progress) error {
 	})
 }
 
-func fileType(typ quant.Type) (uint32, error) {
-	ft, ok := weights.FileType(typ)
-	if !ok {
-		return 0, fmt.Errorf("no GGUF file type for %s models", typ)
-	}
-	return ft, nil
-}
-
 // GGUFMetadata returns the model metadata (everything but the tokenizer)
 // in the order llama.cpp's convert_hf_to_gguf.py writes it for a
-// Phi3ForCausalLM checkpoint whose matrices are typ.
-func (c Config) GGUFMetadata(typ quant.Type) ([]weights.KV, error) {
-	ft, err := fileType(typ)
-	if err != nil {
-		return nil, err
-	}
+// Phi3ForCausalLM checkpoint with the given general.file_type.
+func (c Config) GGUFMetadata(ft uint32) []weights.KV {
 	p := weights.Phi3Params{
 		Name: c.GGUFName(), SizeLabel: weights.SizeLabel(c.Params()), Ctx: c.Ctx, OrigCtx: c.OriginalCtx(),
 		Hidden: c.Hidden, FFN: c.Intermediate, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
@@ -115,82 +103,104 @@ func (c Config) GGUFMetadata(typ quant.Type) ([]weights.KV, error) {
 		p.AttnFactor = c.AttnFactor()
 		p.SlidingWindow = 262144 // phi-4-mini's config value (llama.cpp ignores it)
 	}
-	return p.Metadata(), nil
+	return p.Metadata()
 }
 
-// WriteGGUF writes the model as GGUF: 2-D weights as typ (F32, F16, BF16,
-// Q8_0, Q4_0 or Q5_0), 1-D norms as F32, tensors in Hugging Face name order
-// with llama.cpp names (LongRoPE factors first), followed by the given
-// tokenizer metadata (see weights.HFTokenizerKVs / weights.TokenizerKVs;
-// may be nil for a model without a vocabulary). For F32, F16 and BF16 the
-// output is byte-identical to what llama.cpp's converter writes from the
-// generated HF folder.
-func (c Config) WriteGGUF(w io.Writer, typ quant.Type, tokenizer []weights.KV, progress Progress) error {
+// WriteGGUF writes the model as GGUF in the weight format scheme, followed
+// by the given tokenizer metadata (see weights.HFTokenizerKVs /
+// weights.TokenizerKVs; nil for a model without a vocabulary).
+//
+// F32, F16 and BF16 files are byte-identical to what llama.cpp's
+// convert_hf_to_gguf.py writes from the generated HF folder (1-D norms F32,
+// tensors in Hugging Face name order with llama.cpp names, LongRoPE factors
+// first). Quantized files are byte-identical to what llama-quantize (no
+// importance matrix) writes from that F16 file: its tensor order, metadata
+// order and per-tensor types (e.g. output.weight Q6_K).
+func (c Config) WriteGGUF(w io.Writer, scheme weights.Scheme, tokenizer []weights.KV, progress Progress) error {
 	if err := c.Validate(); err != nil {
 		return err
-	}
-	if !quant.CanQuantize(typ) {
-		return fmt.Errorf("synth: cannot write %s weights (have F32, F16, BF16, Q8_0, Q4_0, Q5_0)", typ)
 	}
 	if err := checkTokenizer(tokenizer, c.Vocab); err != nil {
 		return err
 	}
-	meta, err := c.GGUFMetadata(typ)
-	if err != nil {
-		return err
+	type item struct {
+		name  string
+		shape []int
+		spec  *TensorSpec // nil for LongRoPE factors
+		data  []float32   // LongRoPE factors
+		typ   quant.Type
+	}
+	var items []item
+	if c.LongRoPE {
+		short, long := c.RopeFactors()
+		items = append(items,
+			item{name: "rope_factors_long.weight", shape: []int{len(long)}, data: long},
+			item{name: "rope_factors_short.weight", shape: []int{len(short)}, data: short})
+	}
+	specs := c.Tensors()
+	sort.Slice(specs, func(i, j int) bool { return specs[i].HFName < specs[j].HFName })
+	for i := range specs {
+		items = append(items, item{name: specs[i].GGUFName, shape: specs[i].Shape, spec: &specs[i]})
+	}
+	var meta []weights.KV
+	if scheme.Base.Quantized() {
+		// llama-quantize applied to the converter's F16 file.
+		meta = scheme.LlamaQuantizeMetadata(append(c.GGUFMetadata(1), tokenizer...))
+		infos := make([]weights.TensorInfo, len(items))
+		for i, it := range items {
+			infos[i] = weights.TensorInfo{Name: it.name, Shape: it.shape}
+		}
+		weights.SortLlamaQuantize(infos)
+		byName := map[string]item{}
+		for _, it := range items {
+			byName[it.name] = it
+		}
+		for i, info := range infos {
+			items[i] = byName[info.Name]
+		}
+	} else {
+		meta = append(c.GGUFMetadata(scheme.FileType), tokenizer...)
+	}
+	infos := make([]weights.TensorInfo, len(items))
+	for i, it := range items {
+		infos[i] = weights.TensorInfo{Name: it.name, Shape: it.shape}
+	}
+	sorted := append([]weights.TensorInfo(nil), infos...)
+	weights.SortLlamaQuantize(sorted)
+	sortedTypes := scheme.TensorTypes(sorted)
+	typeOf := map[string]quant.Type{}
+	for i, info := range sorted {
+		typeOf[info.Name] = sortedTypes[i]
 	}
 	gw := weights.NewGGUFWriter(w)
-	for _, kv := range append(meta, tokenizer...) {
+	for _, kv := range meta {
 		if err := gw.SetMeta(kv.Key, kv.Value); err != nil {
 			return err
 		}
 	}
-	var short, long []float32
-	if c.LongRoPE {
-		short, long = c.RopeFactors()
-		if err := gw.AddTensor("rope_factors_long.weight", quant.F32, []int{len(long)}); err != nil {
-			return err
-		}
-		if err := gw.AddTensor("rope_factors_short.weight", quant.F32, []int{len(short)}); err != nil {
+	for i := range items {
+		items[i].typ = typeOf[items[i].name]
+		if err := gw.AddTensor(items[i].name, items[i].typ, items[i].shape); err != nil {
 			return err
 		}
 	}
-	specs := c.Tensors()
-	sort.Slice(specs, func(i, j int) bool { return specs[i].HFName < specs[j].HFName })
-	types := make([]quant.Type, len(specs))
-	for i, s := range specs {
-		types[i] = typ
-		if len(s.Shape) == 1 {
-			types[i] = quant.F32
+	for i, it := range items {
+		var data []byte
+		var err error
+		if it.spec != nil {
+			data, err = c.Encode(*it.spec, it.typ)
+		} else {
+			data = make([]byte, 4*len(it.data))
+			err = quant.Quantize(quant.F32, it.data, data)
 		}
-		if err := gw.AddTensor(s.GGUFName, types[i], s.Shape); err != nil {
-			return err
-		}
-	}
-	if c.LongRoPE {
-		for _, f := range []struct {
-			name string
-			v    []float32
-		}{{"rope_factors_long.weight", long}, {"rope_factors_short.weight", short}} {
-			b := make([]byte, 4*len(f.v))
-			if err := quant.Quantize(quant.F32, f.v, b); err != nil {
-				return err
-			}
-			if err := gw.WriteTensor(f.name, b); err != nil {
-				return err
-			}
-		}
-	}
-	for i, s := range specs {
-		data, err := c.Encode(s, types[i])
 		if err != nil {
 			return err
 		}
-		if err := gw.WriteTensor(s.GGUFName, data); err != nil {
+		if err := gw.WriteTensor(it.name, data); err != nil {
 			return err
 		}
 		if progress != nil {
-			progress(i+1, len(specs), s.GGUFName)
+			progress(i+1, len(items), it.name)
 		}
 	}
 	return gw.Close()

@@ -2,12 +2,12 @@ package weights
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
@@ -15,11 +15,9 @@ import (
 
 // ConvertOptions configure ConvertToGGUF.
 type ConvertOptions struct {
-	// Type is the format of the 2-D weight matrices: F32, F16, BF16, Q8_0,
-	// Q4_0 or Q5_0. 1-D tensors (norms, LongRoPE factors) are written as
-	// F32; matrices whose rows are not a multiple of Type's block size are
-	// written as F16.
-	Type quant.Type
+	// Scheme is the weight format (see Scheme.TensorTypes for which tensor
+	// gets which type). 1-D tensors (norms, LongRoPE factors) stay F32.
+	Scheme Scheme
 	// Name overrides general.name for Hugging Face input.
 	Name string
 	// TokenizerPre is tokenizer.ggml.pre for Hugging Face input; empty
@@ -34,14 +32,19 @@ type ConvertOptions struct {
 
 // ConvertToGGUF reads a model — a GGUF file, or a Hugging Face folder (or
 // .safetensors file) of a Phi3ForCausalLM model in F32/F16/BF16 — and
-// writes it to w as GGUF with its matrices in opts.Type. GGUF metadata is
-// kept (general.file_type is updated); for Hugging Face input the phi3.*
-// model metadata and the tokenizer metadata are derived from config.json
-// and the tokenizer files as llama.cpp's converter does. Tensors are
-// processed one at a time in row chunks, so memory stays small.
+// writes it to w as GGUF in the weight format opts.Scheme.
+//
+// GGUF input is written exactly as llama-quantize (without an importance
+// matrix) writes it: same metadata (general.file_type updated, it and
+// general.quantization_version moved last), tensors sorted by layer, the
+// same per-tensor types and bit-identical quantized blocks. Hugging Face
+// input is written as llama.cpp's convert_hf_to_gguf.py writes it (phi3.*
+// and tokenizer metadata derived from config.json and the tokenizer files,
+// tensors in name order), with llama-quantize's per-tensor types. Tensors
+// are processed one at a time in row chunks, so memory stays small.
 func ConvertToGGUF(ctx context.Context, in string, w io.Writer, opts ConvertOptions) error {
-	if !quant.CanQuantize(opts.Type) {
-		return fmt.Errorf("convert: cannot write %s (choose F32, F16, BF16, Q8_0, Q4_0 or Q5_0)", opts.Type)
+	if opts.Scheme.Name == "" {
+		return errors.New("convert: no weight format given")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -71,9 +74,9 @@ func ConvertToGGUF(ctx context.Context, in string, w io.Writer, opts ConvertOpti
 			return fmt.Errorf("convert %s: %w", in, err)
 		}
 	}
+	assignTypes(tensors, opts.Scheme)
 	for i := range tensors {
 		st := &tensors[i]
-		st.to = targetType(st.t, opts.Type)
 		if err := gw.AddTensor(st.name, st.to, st.t.Shape); err != nil {
 			return fmt.Errorf("convert %s: %w", in, err)
 		}
@@ -115,18 +118,22 @@ func isGGUFFile(path string) bool {
 	return err == nil && string(magic[:]) == GGUFMagic
 }
 
-// targetType picks the output type of a tensor.
-func targetType(t *Tensor, want quant.Type) quant.Type {
-	if len(t.Shape) < 2 {
-		return quant.F32
+// assignTypes sets each tensor's output type by the scheme's rules, which
+// count layers in llama-quantize's order.
+func assignTypes(ts []srcTensor, s Scheme) {
+	infos := make([]TensorInfo, len(ts))
+	for i, t := range ts {
+		infos[i] = TensorInfo{Name: t.name, Shape: t.t.Shape}
 	}
-	if t.Type == want {
-		return want
+	SortLlamaQuantize(infos)
+	types := s.TensorTypes(infos)
+	byName := make(map[string]quant.Type, len(ts))
+	for i, info := range infos {
+		byName[info.Name] = types[i]
 	}
-	if t.Shape[len(t.Shape)-1]%want.BlockSize() != 0 {
-		return quant.F16
+	for i := range ts {
+		ts[i].to = byName[ts[i].name]
 	}
-	return want
 }
 
 // recode writes t's data converted to type to, row chunk by row chunk.
@@ -174,28 +181,16 @@ func openGGUFForConvert(in string, opts ConvertOptions) (Source, []KV, []srcTens
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("convert: %w", err)
 	}
-	meta := g.KVs()
-	ft, ok := fileTypeOf(opts.Type)
-	if !ok {
-		g.Close()
-		return nil, nil, nil, fmt.Errorf("convert: no GGUF file type for %s", opts.Type)
+	meta := opts.Scheme.LlamaQuantizeMetadata(g.KVs())
+	infos := make([]TensorInfo, len(g.Tensors()))
+	for i, t := range g.Tensors() {
+		infos[i] = TensorInfo{Name: t.Name, Shape: t.Shape}
 	}
-	replaced := false
-	for i := range meta {
-		if meta[i].Key == "general.file_type" {
-			meta[i].Value = Uint32Value(ft)
-			replaced = true
-		}
-	}
-	if !replaced {
-		meta = append(meta, KV{"general.file_type", Uint32Value(ft)})
-	}
-	if !slices.ContainsFunc(meta, func(kv KV) bool { return kv.Key == "general.quantization_version" }) {
-		meta = append(meta, KV{"general.quantization_version", Uint32Value(2)})
-	}
-	var ts []srcTensor
-	for _, t := range g.Tensors() {
-		ts = append(ts, srcTensor{name: t.Name, t: t})
+	SortLlamaQuantize(infos)
+	ts := make([]srcTensor, len(infos))
+	for i, info := range infos {
+		t, _ := g.Tensor(info.Name)
+		ts[i] = srcTensor{name: t.Name, t: t}
 	}
 	return g, meta, ts, nil
 }
@@ -237,11 +232,7 @@ func openHFForConvert(in string, opts ConvertOptions) (Source, []KV, []srcTensor
 		short := &Tensor{Name: "rope_factors_short.weight", Type: quant.F32, Shape: []int{len(p.ShortFactor)}, Data: f32Bytes(p.ShortFactor)}
 		ts = append([]srcTensor{{name: long.Name, t: long}, {name: short.Name, t: short}}, ts...)
 	}
-	ft, ok := fileTypeOf(opts.Type)
-	if !ok {
-		return fail(fmt.Errorf("no GGUF file type for %s", opts.Type))
-	}
-	p.FileType = ft
+	p.FileType = opts.Scheme.FileType
 	p.SizeLabel = SizeLabel(params)
 	pre := opts.TokenizerPre
 	if pre == "" {
@@ -263,26 +254,3 @@ func f32Bytes(v []float32) []byte {
 	return b
 }
 
-// fileTypeOf returns llama.cpp's general.file_type for a model whose
-// matrices are typ.
-func fileTypeOf(typ quant.Type) (uint32, bool) {
-	switch typ {
-	case quant.F32:
-		return 0, true
-	case quant.F16:
-		return 1, true
-	case quant.Q4_0:
-		return 2, true
-	case quant.Q8_0:
-		return 7, true
-	case quant.Q5_0:
-		return 8, true
-	case quant.BF16:
-		return 32, true
-	}
-	return 0, false
-}
-
-// FileType returns llama.cpp's general.file_type for a model whose
-// matrices are typ (F32 0, F16 1, Q4_0 2, Q8_0 7, Q5_0 8, BF16 32).
-func FileType(typ quant.Type) (uint32, bool) { return fileTypeOf(typ) }
