@@ -253,4 +253,3 @@ func f32Bytes(v []float32) []byte {
 	quant.Quantize(quant.F32, v, b) // F32 encoding cannot fail
 	return b
 }
-
