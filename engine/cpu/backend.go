@@ -233,6 +233,7 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 	out, in, n := w.rows(), w.rowLen, s.rows
 	dot4 := b.k.dot4F32
 	dotF32 := b.k.dotF32
+	dot4x3 := b.k.dot4x3F32
 	groups := (out + gemmRows - 1) / gemmRows
 	b.pool.parallel(groups, b.pool.grainFor(groups, 1), func(worker, lo, hi int) {
 		var sc []float32
@@ -244,7 +245,28 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 			r0 := g * gemmRows
 			nr := min(gemmRows, out-r0)
 			rows := make4Rows(w, sc, r0, nr, in)
-			for j := 0; j < n; j++ {
+			j := 0
+			// Three tokens at a time through the 4×3 micro-kernel.
+			var res12 [12]float32
+			for ; j+3 <= n; j += 3 {
+				xs := [3][]float32{s.data[j*in : (j+1)*in], s.data[(j+1)*in : (j+2)*in], s.data[(j+2)*in : (j+3)*in]}
+				r := 0
+				for ; r+4 <= nr; r += 4 {
+					ws := [4][]float32{rows[r], rows[r+1], rows[r+2], rows[r+3]}
+					dot4x3(&ws, &xs, &res12)
+					for i := 0; i < 4; i++ {
+						for t := 0; t < 3; t++ {
+							d.data[(j+t)*out+r0+r+i] = res12[3*i+t]
+						}
+					}
+				}
+				for ; r < nr; r++ {
+					for t := 0; t < 3; t++ {
+						d.data[(j+t)*out+r0+r] = dotF32(rows[r], xs[t])
+					}
+				}
+			}
+			for ; j < n; j++ {
 				xj := s.data[j*in : (j+1)*in]
 				dj := d.data[j*out : (j+1)*out]
 				r := 0

@@ -30,6 +30,9 @@ type kernels struct {
 	// dot4F32 computes the dot products of four rows with x, for the
 	// batched (prefill) path: out[r] = rows[r]·x.
 	dot4F32 func(r0, r1, r2, r3, x []float32, out *[4]float32)
+	// dot4x3F32 computes out[3i+j] = w[i]·x[j] (the prefill
+	// micro-kernel); all rows have len(x[0]) elements.
+	dot4x3F32 func(w *[4][]float32, x *[3][]float32, out *[12]float32)
 }
 
 // genericKernels returns the pure-Go kernel set.
@@ -52,6 +55,13 @@ func genericKernels() *kernels {
 		axpyF32: axpyF32Generic,
 		axpyF16: axpyF16Generic,
 		f16Row:  f32ToF16RowGeneric,
+		dot4x3F32: func(w *[4][]float32, x *[3][]float32, out *[12]float32) {
+			for i := range w {
+				for j := range x {
+					out[3*i+j] = dotF32Generic(w[i], x[j])
+				}
+			}
+		},
 		dot4F32: func(r0, r1, r2, r3, x []float32, out *[4]float32) {
 			out[0] = dotF32Generic(r0, x)
 			out[1] = dotF32Generic(r1, x)

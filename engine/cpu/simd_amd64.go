@@ -45,6 +45,9 @@ func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
 //go:noescape
 func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 
+//go:noescape
+func dot4x3F32AVX2(w *[4]*float32, x *[3]*float32, n int, out *[12]float32)
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -96,6 +99,32 @@ func simdKernels(k *kernels) *kernels {
 			out[1] += dotF32Generic(r1[n:len(x)], x[n:])
 			out[2] += dotF32Generic(r2[n:len(x)], x[n:])
 			out[3] += dotF32Generic(r3[n:len(x)], x[n:])
+		}
+	}
+	s.dot4x3F32 = func(w *[4][]float32, x *[3][]float32, out *[12]float32) {
+		n := len(x[0])
+		m := n &^ 7
+		if m > 0 {
+			var wp [4]*float32
+			var xp [3]*float32
+			for i := range w {
+				_ = w[i][n-1]
+				wp[i] = &w[i][0]
+			}
+			for j := range x {
+				_ = x[j][n-1]
+				xp[j] = &x[j][0]
+			}
+			dot4x3F32AVX2(&wp, &xp, m, out)
+		} else {
+			*out = [12]float32{}
+		}
+		if m < n {
+			for i := range w {
+				for j := range x {
+					out[3*i+j] += dotF32Generic(w[i][m:n], x[j][m:n])
+				}
+			}
 		}
 	}
 	s.formats[quant.F32] = format{func(w []byte, x []float32) float32 {
