@@ -67,3 +67,25 @@ func TestMetalCheckRejectsBrokenKernels(t *testing.T) {
 		t.Errorf("valid kernel rejected: %v", err)
 	}
 }
+
+// TestInlinedSourcesCompile checks the single-string form the Metal driver
+// hands to newLibraryWithSource (headers inlined).
+func TestInlinedSourcesCompile(t *testing.T) {
+	c, err := mslcheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range metal.Sources() {
+		src, err := metal.Inlined(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(src, "#include \"") {
+			t.Errorf("%s: quoted include left after inlining", name)
+		}
+		if err := c.CheckSource(context.Background(), "inlined-"+name, src); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ package metal
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"sort"
 	"strings"
@@ -60,4 +61,46 @@ func Headers() []string {
 func Read(name string) (string, error) {
 	b, err := fs.ReadFile(files, name)
 	return string(b), err
+}
+
+// Inlined returns the .metal file name with its quoted #include lines
+// replaced by the headers' text (each header once), ready for Metal's
+// newLibraryWithSource, which has no include path. <metal_stdlib> stays.
+func Inlined(name string) (string, error) {
+	var b strings.Builder
+	seen := map[string]bool{}
+	if err := inline(&b, name, seen, 0); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+func inline(b *strings.Builder, name string, seen map[string]bool, depth int) error {
+	if depth > 8 {
+		return fmt.Errorf("metal: includes nested too deep at %s", name)
+	}
+	src, err := Read(name)
+	if err != nil {
+		return fmt.Errorf("metal: %w", err)
+	}
+	for _, line := range strings.SplitAfter(src, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "#pragma once" {
+			b.WriteString("\n")
+			continue
+		}
+		if h, ok := strings.CutPrefix(t, "#include \""); ok {
+			h = strings.TrimSuffix(h, "\"")
+			if !seen[h] {
+				seen[h] = true
+				if err := inline(b, h, seen, depth+1); err != nil {
+					return err
+				}
+			}
+			b.WriteString("\n")
+			continue
+		}
+		b.WriteString(line)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ package emu
 import (
 	"context"
 	"errors"
+
+	"github.com/phi4mac/phi4mac/engine/gpu"
 )
 
 // Options configure the emulator (which needs cgo).
@@ -18,7 +20,7 @@ type Options struct {
 var ErrNoCgo = errors.New("emulator: built without cgo (CGO_ENABLED=0)")
 
 // Device is unavailable without cgo.
-type Device struct{}
+type Device struct{ gpu.Device }
 
 // New fails without cgo.
 func New(ctx context.Context, opts Options) (*Device, error) { return nil, ErrNoCgo }

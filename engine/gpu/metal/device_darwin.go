@@ -1,0 +1,267 @@
+//go:build darwin && cgo
+
+package metal
+
+/*
+#cgo LDFLAGS: -framework Metal -framework Foundation -framework CoreGraphics
+// darwinkit v0.5.0 has no binding for this C function.
+void* MTLCreateSystemDefaultDevice(void);
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"unsafe"
+
+	"github.com/progrium/darwinkit/macos/foundation"
+	mtl "github.com/progrium/darwinkit/macos/metal"
+	"github.com/progrium/darwinkit/objc"
+
+	"github.com/phi4mac/phi4mac/engine/gpu"
+	kernels "github.com/phi4mac/phi4mac/metal"
+)
+
+// Device is an Apple GPU.
+type Device struct {
+	dev   mtl.DeviceObject
+	queue mtl.CommandQueueObject
+	libs  map[string]mtl.LibraryObject // by .metal file
+	mu    sync.Mutex
+	pipes map[string]mtl.ComputePipelineStateObject
+	lim   gpu.Limits
+}
+
+var _ gpu.Device = (*Device)(nil)
+
+// New opens the system's default Metal device and compiles every kernel.
+// A compile failure returns the Metal compiler's message.
+func New(ctx context.Context) (*Device, error) {
+	p := C.MTLCreateSystemDefaultDevice()
+	if p == nil {
+		return nil, ErrUnavailable
+	}
+	d := &Device{
+		dev:   mtl.DeviceObject{Object: objc.ObjectFrom(unsafe.Pointer(p))},
+		libs:  map[string]mtl.LibraryObject{},
+		pipes: map[string]mtl.ComputePipelineStateObject{},
+	}
+	d.queue = d.dev.NewCommandQueue()
+	d.lim = gpu.Limits{
+		MaxThreadsPerThreadgroup: int(d.dev.MaxThreadsPerThreadgroup().Width),
+		ThreadgroupMemory:        int(d.dev.MaxThreadgroupMemoryLength()),
+		SIMDWidth:                32,
+		MaxBufferLength:          int64(d.dev.MaxBufferLength()),
+		WorkingSet:               int64(d.dev.RecommendedMaxWorkingSetSize()),
+	}
+	for _, name := range kernels.Sources() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		src, err := kernels.Inlined(name)
+		if err != nil {
+			return nil, err
+		}
+		opts := mtl.NewCompileOptions()
+		opts.SetFastMathEnabled(false) // the kernels are checked against float64 references
+		var nserr unsafe.Pointer
+		lib := d.dev.NewLibraryWithSourceOptionsError(src, opts, unsafe.Pointer(&nserr))
+		if lib.Ptr() == nil {
+			msg := "unknown error"
+			if nserr != nil {
+				msg = foundation.ErrorFrom(nserr).LocalizedDescription()
+			}
+			return nil, fmt.Errorf("metal: compile %s: %s", name, msg)
+		}
+		d.libs[name] = lib
+	}
+	return d, nil
+}
+
+// Name implements gpu.Device.
+func (d *Device) Name() string { return d.dev.Name() }
+
+// Limits implements gpu.Device.
+func (d *Device) Limits() gpu.Limits { return d.lim }
+
+// Kernels returns the names of all compiled kernels.
+func (d *Device) Kernels() []string {
+	var names []string
+	for _, lib := range d.libs {
+		names = append(names, lib.FunctionNames()...)
+	}
+	return names
+}
+
+func (d *Device) pipeline(name string) (mtl.ComputePipelineStateObject, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.pipes[name]; ok {
+		return p, nil
+	}
+	for file, lib := range d.libs {
+		fn := lib.NewFunctionWithName(name)
+		if fn.Ptr() == nil {
+			continue
+		}
+		var nserr unsafe.Pointer
+		p := d.dev.NewComputePipelineStateWithFunctionError(fn, unsafe.Pointer(&nserr))
+		if p.Ptr() == nil {
+			msg := "unknown error"
+			if nserr != nil {
+				msg = foundation.ErrorFrom(nserr).LocalizedDescription()
+			}
+			return p, fmt.Errorf("metal: pipeline %s (%s): %s", name, file, msg)
+		}
+		d.pipes[name] = p
+		return p, nil
+	}
+	return mtl.ComputePipelineStateObject{}, fmt.Errorf("metal: %s: %w", name, gpu.ErrUnknownKernel)
+}
+
+// buffer is an MTLBuffer in shared (unified) memory. For wrapped memory,
+// the MTLBuffer starts at the page holding mem[0] and off is mem[0]'s
+// offset in it.
+type buffer struct {
+	obj  mtl.BufferObject
+	data []byte
+	off  int
+}
+
+func (b *buffer) Bytes() []byte { return b.data }
+
+func (b *buffer) Release() error {
+	if b.obj.Ptr() != nil {
+		b.obj.Release()
+		b.obj = mtl.BufferObject{}
+		b.data = nil
+	}
+	return nil
+}
+
+// Alloc implements gpu.Device.
+func (d *Device) Alloc(size int) (gpu.Buffer, error) {
+	if size <= 0 {
+		size = 16
+	}
+	if int64(size) > d.lim.MaxBufferLength {
+		return nil, fmt.Errorf("metal: alloc %d bytes: the device's buffer limit is %d", size, d.lim.MaxBufferLength)
+	}
+	obj := d.dev.NewBufferWithLengthOptions(uint(size), mtl.ResourceStorageModeShared)
+	if obj.Ptr() == nil {
+		return nil, fmt.Errorf("metal: alloc %d bytes failed", size)
+	}
+	return &buffer{obj: obj, data: unsafe.Slice((*byte)(obj.Contents()), size)}, nil
+}
+
+// Wrap implements gpu.Device without copying: Metal needs a page-aligned
+// start and length, so the buffer covers the pages around mem (which must
+// be mapped, as an mmap of the model file is).
+func (d *Device) Wrap(mem []byte) (gpu.Buffer, error) {
+	if len(mem) == 0 {
+		return nil, errors.New("metal: wrap: empty memory")
+	}
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(&mem[0]))
+	base := start &^ (page - 1)
+	end := (start + uintptr(len(mem)) + page - 1) &^ (page - 1)
+	if int64(end-base) > d.lim.MaxBufferLength {
+		return nil, fmt.Errorf("metal: wrap %d bytes: the device's buffer limit is %d", len(mem), d.lim.MaxBufferLength)
+	}
+	obj := d.dev.NewBufferWithBytesNoCopyLengthOptionsDeallocator(unsafe.Pointer(base), uint(end-base), mtl.ResourceStorageModeShared, nil)
+	if obj.Ptr() == nil {
+		return nil, fmt.Errorf("metal: newBufferWithBytesNoCopy of %d bytes failed", end-base)
+	}
+	return &buffer{obj: obj, data: mem, off: int(start - base)}, nil
+}
+
+// Run implements gpu.Device: one command buffer, one serial compute
+// encoder (each dispatch sees the writes of the previous ones).
+func (d *Device) Run(ctx context.Context, ds []gpu.Dispatch) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	var err error
+	objc.WithAutoreleasePool(func() {
+		err = d.encode(ctx, ds)
+	})
+	return err
+}
+
+func (d *Device) encode(ctx context.Context, ds []gpu.Dispatch) error {
+	cb := d.queue.CommandBuffer()
+	enc := cb.ComputeCommandEncoder()
+	var encErr error
+	for i := range ds {
+		if encErr = d.encodeOne(enc, &ds[i]); encErr != nil {
+			encErr = fmt.Errorf("dispatch %d (%s): %w", i, ds[i].Kernel, encErr)
+			break
+		}
+	}
+	// darwinkit's compute encoder lacks endEncoding: use the generic one.
+	mtl.CommandEncoderObject{Object: enc.Object}.EndEncoding()
+	if encErr != nil {
+		return encErr // the command buffer is dropped uncommitted
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cb.Commit()
+	cb.WaitUntilCompleted()
+	if cb.Status() == mtl.CommandBufferStatusError {
+		return fmt.Errorf("metal: command buffer failed: %s", cb.Error().LocalizedDescription())
+	}
+	return nil
+}
+
+func (d *Device) encodeOne(enc mtl.ComputeCommandEncoderObject, ds *gpu.Dispatch) error {
+	p, err := d.pipeline(ds.Kernel)
+	if err != nil {
+		return err
+	}
+	threads := ds.Threads[0] * ds.Threads[1] * ds.Threads[2]
+	if max := int(p.MaxTotalThreadsPerThreadgroup()); threads > max {
+		return fmt.Errorf("%d threads per threadgroup: the pipeline allows %d", threads, max)
+	}
+	enc.SetComputePipelineState(p)
+	for i, b := range ds.Buffers {
+		switch {
+		case b.Bytes != nil:
+			enc.SetBytesLengthAtIndex(unsafe.Pointer(&b.Bytes[0]), uint(len(b.Bytes)), uint(i))
+		case b.Buf != nil:
+			mb, ok := b.Buf.(*buffer)
+			if !ok {
+				return fmt.Errorf("[[buffer(%d)]]: %T is not a Metal buffer", i, b.Buf)
+			}
+			enc.SetBufferOffsetAtIndex_(mb.obj, uint(mb.off+b.Offset), uint(i))
+		}
+	}
+	for i, n := range ds.ThreadgroupMem {
+		if n > 0 {
+			enc.SetThreadgroupMemoryLengthAtIndex(uint((n+15)&^15), uint(i))
+		}
+	}
+	enc.DispatchThreadgroupsThreadsPerThreadgroup(
+		mtl.Size{Width: uint64(ds.Groups[0]), Height: uint64(ds.Groups[1]), Depth: uint64(ds.Groups[2])},
+		mtl.Size{Width: uint64(ds.Threads[0]), Height: uint64(ds.Threads[1]), Depth: uint64(ds.Threads[2])})
+	return nil
+}
+
+// Close implements gpu.Device.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.pipes {
+		p.Release()
+	}
+	for _, l := range d.libs {
+		l.Release()
+	}
+	d.pipes, d.libs = nil, nil
+	d.queue.Release()
+	d.dev.Release()
+	return nil
+}
