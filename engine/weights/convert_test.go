@@ -3,6 +3,9 @@ package weights
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -99,5 +102,49 @@ func TestConvertErrors(t *testing.T) {
 	// A folder without config.json fails with a clear error.
 	if err := ConvertToGGUF(ctx, t.TempDir(), &buf, ConvertOptions{Scheme: q8}); err == nil || !strings.Contains(err.Error(), "config.json") {
 		t.Errorf("empty folder: %v", err)
+	}
+}
+
+// TestConvertShardedHF splits the micro HF folder's weights into two shards
+// with an index and expects the same F16 GGUF as from the single file.
+func TestConvertShardedHF(t *testing.T) {
+	src := testrefs.Path(t, "models/micro/hf")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "generation_config.json"} {
+		if err := os.WriteFile(filepath.Join(dir, f), mustRead(t, filepath.Join(src, f)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := OpenSafetensors(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	all := st.Tensors()
+	weightMap := map[string]string{}
+	for i, part := range [][]*Tensor{all[:5], all[5:]} {
+		name := fmt.Sprintf("model-%05d-of-00002.safetensors", i+1)
+		var buf bytes.Buffer
+		if err := WriteSafetensors(&buf, part, map[string]string{"format": "pt"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range part {
+			weightMap[tt.Name] = name
+		}
+	}
+	index, _ := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": weightMap})
+	if err := os.WriteFile(filepath.Join(dir, IndexFile), index, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	opts := ConvertOptions{Scheme: mustScheme(t, "F16"), Name: "Random Phi4 Micro"}
+	if err := ConvertToGGUF(context.Background(), dir, &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	if want := mustRead(t, testrefs.Path(t, "models/micro/phi3-random-micro-F16.gguf")); !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("sharded conversion differs at byte %d", firstDiffBytes(buf.Bytes(), want))
 	}
 }
