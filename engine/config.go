@@ -83,6 +83,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid config: rope theta %g", c.RopeTheta)
 	case c.MaxContext <= 0:
 		return fmt.Errorf("invalid config: context length %d", c.MaxContext)
+	case c.Hidden > 1<<20 || c.Layers > 1<<12 || c.Heads > 1<<12 || c.HeadDim > 1<<16 || c.FFN > 1<<22 || c.Vocab > 1<<24 || c.MaxContext > 1<<26:
+		return fmt.Errorf("invalid config: implausibly large dimensions (hidden %d, layers %d, heads %d, head dim %d, ffn %d, vocab %d, context %d)",
+			c.Hidden, c.Layers, c.Heads, c.HeadDim, c.FFN, c.Vocab, c.MaxContext)
 	}
 	if c.RopeShort != nil || c.RopeLong != nil {
 		if len(c.RopeShort) != c.RotaryDim/2 || len(c.RopeLong) != c.RotaryDim/2 {

@@ -363,7 +363,7 @@ func TestTinyRegenerated(t *testing.T) {
 	}
 	refs := testrefs.Dir(t)
 	dir := t.TempDir()
-	cfg, ok := synth.Presets["tiny"]
+	cfg, ok := synth.Preset("tiny")
 	if !ok {
 		t.Fatal("synth has no tiny preset")
 	}

@@ -23,7 +23,7 @@ func TestTinyQ4KMDecodesToOriginalWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	c := Presets["tiny"]
+	c := preset(t, "tiny")
 	specs := map[string]TensorSpec{}
 	for _, s := range c.Tensors() {
 		specs[s.GGUFName] = s

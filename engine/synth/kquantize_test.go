@@ -20,7 +20,7 @@ func TestKQuantizersMatchLlamaQuantize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	c := Presets["tiny"]
+	c := preset(t, "tiny")
 	specs := map[string]TensorSpec{}
 	for _, s := range c.Tensors() {
 		specs[s.GGUFName] = s

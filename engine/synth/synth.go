@@ -28,11 +28,11 @@ type Gains struct {
 	QKV, O, GateUp, Down, LMHead float64
 }
 
-// DefaultGains are make_tiny_phi3.py's gains.
-var DefaultGains = Gains{QKV: 2, O: 0.5, GateUp: 2, Down: 0.5, LMHead: 4}
+// DefaultGains returns make_tiny_phi3.py's gains.
+func DefaultGains() Gains { return Gains{QKV: 2, O: 0.5, GateUp: 2, Down: 0.5, LMHead: 4} }
 
-// MiniGains are make_micromini.py's gains (stronger residual branches).
-var MiniGains = Gains{QKV: 2, O: 4, GateUp: 2, Down: 4, LMHead: 4}
+// MiniGains returns make_micromini.py's gains (stronger residual branches).
+func MiniGains() Gains { return Gains{QKV: 2, O: 4, GateUp: 2, Down: 4, LMHead: 4} }
 
 // embedExp is the fixed half-width exponent of the token embeddings.
 const embedExp = 2
@@ -63,19 +63,26 @@ type Config struct {
 	Tied          bool
 }
 
-// Presets are the reference shapes: micro, tiny and small from
+// presets are the reference shapes: micro, tiny and small from
 // make_tiny_phi3.py, micromini from make_micromini.py.
-var Presets = map[string]Config{
-	"micro":     {Name: "micro", Hidden: 64, Layers: 2, Heads: 4, KVHeads: 1, Intermediate: 192, Vocab: 1024, Ctx: 512, RopeTheta: 250000, RMSEps: 1e-5, Gains: DefaultGains, Seed: 1234},
-	"tiny":      {Name: "tiny", Hidden: 256, Layers: 4, Heads: 8, KVHeads: 2, Intermediate: 768, Vocab: 100352, Ctx: 2048, RopeTheta: 250000, RMSEps: 1e-5, Gains: DefaultGains, Seed: 1234},
-	"small":     {Name: "small", Hidden: 2048, Layers: 16, Heads: 16, KVHeads: 4, Intermediate: 5632, Vocab: 100352, Ctx: 4096, RopeTheta: 250000, RMSEps: 1e-5, Gains: DefaultGains, Seed: 1234},
-	"micromini": {Name: "micromini", Hidden: 128, Layers: 2, Heads: 2, KVHeads: 1, Intermediate: 256, Vocab: 1024, Ctx: 4096, OrigCtx: 256, RopeTheta: 10000, RMSEps: 1e-5, Gains: MiniGains, Seed: 1234, LongRoPE: true, PartialRotary: 0.75, Tied: true},
+var presets = map[string]Config{
+	"micro":     {Name: "micro", Hidden: 64, Layers: 2, Heads: 4, KVHeads: 1, Intermediate: 192, Vocab: 1024, Ctx: 512, RopeTheta: 250000, RMSEps: 1e-5, Gains: DefaultGains(), Seed: 1234},
+	"tiny":      {Name: "tiny", Hidden: 256, Layers: 4, Heads: 8, KVHeads: 2, Intermediate: 768, Vocab: 100352, Ctx: 2048, RopeTheta: 250000, RMSEps: 1e-5, Gains: DefaultGains(), Seed: 1234},
+	"small":     {Name: "small", Hidden: 2048, Layers: 16, Heads: 16, KVHeads: 4, Intermediate: 5632, Vocab: 100352, Ctx: 4096, RopeTheta: 250000, RMSEps: 1e-5, Gains: DefaultGains(), Seed: 1234},
+	"micromini": {Name: "micromini", Hidden: 128, Layers: 2, Heads: 2, KVHeads: 1, Intermediate: 256, Vocab: 1024, Ctx: 4096, OrigCtx: 256, RopeTheta: 10000, RMSEps: 1e-5, Gains: MiniGains(), Seed: 1234, LongRoPE: true, PartialRotary: 0.75, Tied: true},
+}
+
+// Preset returns the named reference shape (micro, micromini, tiny,
+// small).
+func Preset(name string) (Config, bool) {
+	c, ok := presets[name]
+	return c, ok
 }
 
 // PresetNames returns the preset names, sorted.
 func PresetNames() []string {
 	var names []string
-	for n := range Presets {
+	for n := range presets {
 		names = append(names, n)
 	}
 	sort.Strings(names)

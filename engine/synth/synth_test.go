@@ -25,6 +25,15 @@ const (
 	tinyQ4SHA          = "8c7a4de5c46ff048c6ec806ab2b11a5ece613357eefa2670cbb76675d0b41844"
 )
 
+func preset(t testing.TB, name string) Config {
+	t.Helper()
+	c, ok := Preset(name)
+	if !ok {
+		t.Fatalf("no preset %q", name)
+	}
+	return c
+}
+
 // refSHA returns the sha256 SHA256SUMS lists for the refs-relative path.
 func refSHA(t *testing.T, rel string) string {
 	t.Helper()
@@ -61,19 +70,19 @@ func TestPresetExponents(t *testing.T) {
 		"small": {2, 4, 6, 4, 7, 4},
 	}
 	for name, w := range want {
-		ts := Presets[name].Tensors()
+		ts := preset(t, name).Tensors()
 		got := [6]int{ts[0].Exp, ts[2].Exp, ts[3].Exp, ts[5].Exp, ts[6].Exp, ts[len(ts)-1].Exp}
 		if got != w {
 			t.Errorf("%s: exponents %v, want %v", name, got, w)
 		}
 	}
-	if p := Presets["tiny"].Params(); p != 54397184 {
+	if p := preset(t, "tiny").Params(); p != 54397184 {
 		t.Errorf("tiny params %d", p)
 	}
-	if p := Presets["micro"].Params(); p != 225600 {
+	if p := preset(t, "micro").Params(); p != 225600 {
 		t.Errorf("micro params %d", p)
 	}
-	if p := Presets["micromini"].Params(); p != 426624 {
+	if p := preset(t, "micromini").Params(); p != 426624 {
 		t.Errorf("micromini params %d", p)
 	}
 	for _, tc := range []struct {
@@ -91,7 +100,7 @@ func TestPresetExponents(t *testing.T) {
 func TestReproduceSafetensors(t *testing.T) {
 	for _, name := range []string{"micro", "micromini"} {
 		want := refSHA(t, "models/"+name+"/hf/model.safetensors")
-		if got := sha(t, func(w io.Writer) error { return Presets[name].WriteSafetensors(w, nil) }); got != want {
+		if got := sha(t, func(w io.Writer) error { return preset(t, name).WriteSafetensors(w, nil) }); got != want {
 			t.Errorf("%s model.safetensors sha256 %s, want %s", name, got, want)
 		}
 	}
@@ -119,7 +128,7 @@ func TestReproduceGGUF(t *testing.T) {
 			}
 			rel := "models/" + tc.preset + "/" + tc.stem + "-" + name + ".gguf"
 			var buf bytes.Buffer
-			if err := Presets[tc.preset].WriteGGUF(&buf, scheme, tok, nil); err != nil {
+			if err := preset(t, tc.preset).WriteGGUF(&buf, scheme, tok, nil); err != nil {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(buf.Bytes())
@@ -142,7 +151,7 @@ func firstDiff(a, b []byte) int {
 
 func TestWriteHF(t *testing.T) {
 	dir := t.TempDir()
-	c := Presets["micro"]
+	c := preset(t, "micro")
 	if err := c.WriteHF(dir, testrefs.Path(t, "models/micro/hf"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +184,13 @@ func TestWriteHF(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	bad := Presets["micro"]
+	bad := preset(t, "micro")
 	bad.Heads = 3
 	f16, _ := weights.ParseScheme("f16")
 	if err := bad.WriteGGUF(io.Discard, f16, nil, nil); err == nil {
 		t.Error("hidden not divisible by heads: no error")
 	}
-	bad = Presets["micro"]
+	bad = preset(t, "micro")
 	bad.Name = "phi3"
 	if err := bad.Validate(); err == nil {
 		t.Error("name containing phi3: no error")
@@ -190,7 +199,7 @@ func TestValidate(t *testing.T) {
 		t.Error("q6_k scheme accepted")
 	}
 	tok := []weights.KV{{Key: "tokenizer.ggml.tokens", Value: weights.StringsValue(make([]string, 5))}}
-	if err := Presets["micro"].WriteGGUF(io.Discard, f16, tok, nil); err == nil {
+	if err := preset(t, "micro").WriteGGUF(io.Discard, f16, tok, nil); err == nil {
 		t.Error("tokenizer size mismatch: no error")
 	}
 }
@@ -203,7 +212,7 @@ func TestReproduceTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("regenerates 550 MB of tiny model files")
 	}
-	c := Presets["tiny"]
+	c := preset(t, "tiny")
 	if got := sha(t, func(w io.Writer) error { return c.WriteSafetensors(w, nil) }); got != tinySafetensorsSHA {
 		t.Errorf("tiny model.safetensors sha256 %s, want %s", got, tinySafetensorsSHA)
 	}

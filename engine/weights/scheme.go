@@ -19,8 +19,8 @@ type Scheme struct {
 	FileType uint32     // llama.cpp's general.file_type
 }
 
-// Schemes lists the supported schemes.
-var Schemes = []Scheme{
+// schemes lists the supported schemes.
+var schemes = []Scheme{
 	{"F32", quant.F32, 0},
 	{"F16", quant.F16, 1},
 	{"BF16", quant.BF16, 32},
@@ -33,7 +33,7 @@ var Schemes = []Scheme{
 // ParseScheme returns the scheme called s (case-insensitive).
 func ParseScheme(s string) (Scheme, error) {
 	var names []string
-	for _, sc := range Schemes {
+	for _, sc := range schemes {
 		if strings.EqualFold(sc.Name, s) {
 			return sc, nil
 		}
@@ -44,7 +44,7 @@ func ParseScheme(s string) (Scheme, error) {
 
 // SchemeFor returns the scheme whose ordinary matrices are t.
 func SchemeFor(t quant.Type) (Scheme, bool) {
-	for _, sc := range Schemes {
+	for _, sc := range schemes {
 		if sc.Base == t && sc.Name != "Q4_K_M" {
 			return sc, true
 		}
