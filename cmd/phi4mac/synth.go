@@ -39,7 +39,7 @@ it the model has no tokenizer and can only be driven with token ids.`,
   phi4mac synth --preset tiny --type hf -o /tmp/tiny-hf --tokenizer ../shared/refs/models/tiny/hf`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ok := synth.Presets[preset]
+			c, ok := synth.Preset(preset)
 			if !ok {
 				return fmt.Errorf("unknown preset %q (have %s)", preset, strings.Join(synth.PresetNames(), ", "))
 			}
