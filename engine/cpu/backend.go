@@ -178,7 +178,7 @@ func (b *Backend) RMSNorm(dst, x engine.Buffer, w engine.Weight, eps float32) {
 		panic("cpu: rms_norm shape mismatch")
 	}
 	g := bytesAsF32(ww.data, s.cols)
-	for r := 0; r < s.rows; r++ {
+	b.rowsParallel(s.rows, s.cols, func(r int) {
 		in := s.data[r*s.cols : (r+1)*s.cols]
 		out := d.data[r*s.cols : (r+1)*s.cols]
 		var ss float64
@@ -189,7 +189,23 @@ func (b *Backend) RMSNorm(dst, x engine.Buffer, w engine.Weight, eps float32) {
 		for i, v := range in {
 			out[i] = v * scale * g[i]
 		}
+	})
+}
+
+// rowsParallel calls fn for each of n rows of width cols, spread over the
+// threads when there is enough work to pay for the hand-off.
+func (b *Backend) rowsParallel(n, cols int, fn func(r int)) {
+	if n*cols < 1<<15 {
+		for r := 0; r < n; r++ {
+			fn(r)
+		}
+		return
 	}
+	b.pool.parallel(n, b.pool.grainFor(n, 1), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			fn(r)
+		}
+	})
 }
 
 // MatMul computes dst = x·Wᵀ.
@@ -341,7 +357,7 @@ func (b *Backend) SiLUMul(dst, gateUp engine.Buffer) {
 	if s.cols != 2*f || s.rows != d.rows {
 		panic("cpu: silu_mul shape mismatch")
 	}
-	for r := 0; r < d.rows; r++ {
+	b.rowsParallel(d.rows, f, func(r int) {
 		g := s.data[r*2*f : r*2*f+f]
 		u := s.data[r*2*f+f : (r+1)*2*f]
 		o := d.data[r*f : (r+1)*f]
@@ -349,7 +365,7 @@ func (b *Backend) SiLUMul(dst, gateUp engine.Buffer) {
 			x := g[i]
 			o[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
 		}
-	}
+	})
 }
 
 // Add computes dst += x.
