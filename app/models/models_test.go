@@ -34,8 +34,8 @@ func fakeStores(t *testing.T) (*Catalog, string) {
 	store := filepath.Join(root, "store")
 	write(filepath.Join(store, "someone", "phi-GGUF", "phi-Q8_0.gguf"), gguf)
 	write(filepath.Join(store, "someone", "phi-GGUF", "big-00002-of-00002.gguf"), gguf) // extra shard: not listed
-	write(filepath.Join(store, "someone", "phi-GGUF", "mmproj-phi.gguf"), gguf)        // projector: not listed
-	write(filepath.Join(store, "someone", "broken.gguf"), []byte("not a gguf"))      // unreadable: skipped
+	write(filepath.Join(store, "someone", "phi-GGUF", "mmproj-phi.gguf"), gguf)         // projector: not listed
+	write(filepath.Join(store, "someone", "broken.gguf"), []byte("not a gguf"))         // unreadable: skipped
 	hf := testrefs.Path(t, "models", "micro", "hf")
 	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json"} {
 		b, err := os.ReadFile(filepath.Join(hf, f))
