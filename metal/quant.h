@@ -168,3 +168,45 @@ inline void deq_q6_k(device const uchar* p, device float* y) {
     float d = load_half(p + 208);
     for (int i = 0; i < 256; i++) y[i] = d * q6_k_value(p, i);
 }
+
+// Single-element dequantisation (element k of a row), for kernels that
+// stage tiles of weights in threadgroup memory.
+inline float elem_f32(device const uchar* row, uint k) { return ((device const float*)row)[k]; }
+inline float elem_f16(device const uchar* row, uint k) { return float(((device const half*)row)[k]); }
+
+inline float elem_q8_0(device const uchar* row, uint k) {
+    device const uchar* p = row + (k / 32) * BYTES_Q8_0;
+    return load_half(p) * float(((device const char*)(p + 2))[k % 32]);
+}
+
+inline float elem_q4_0(device const uchar* row, uint k) {
+    device const uchar* p = row + (k / 32) * BYTES_Q4_0;
+    uint i = k % 32;
+    uint q = i < 16 ? (p[2 + i] & 15u) : (p[2 + i - 16] >> 4);
+    return load_half(p) * float(int(q) - 8);
+}
+
+inline float elem_q5_0(device const uchar* row, uint k) {
+    device const uchar* p = row + (k / 32) * BYTES_Q5_0;
+    uint i = k % 32;
+    uint qh = q5_0_high(p);
+    uint lo = i < 16 ? (p[6 + i] & 15u) : (p[6 + i - 16] >> 4);
+    uint hi = (qh >> i) & 1u;
+    return load_half(p) * float(int(lo | (hi << 4)) - 16);
+}
+
+inline float elem_q4_k(device const uchar* row, uint k) {
+    device const uchar* p = row + (k / 256) * BYTES_Q4_K;
+    uint i = k % 256;
+    uint j = i / 64, r = i % 64;
+    int sc, m;
+    q4_k_scale_min(int(2 * j + r / 32), p + 4, sc, m);
+    uint qb = p[16 + 32 * j + r % 32];
+    uint q = r < 32 ? (qb & 15u) : (qb >> 4);
+    return load_half(p) * float(sc) * float(q) - load_half(p + 2) * float(m);
+}
+
+inline float elem_q6_k(device const uchar* row, uint k) {
+    device const uchar* p = row + (k / 256) * BYTES_Q6_K;
+    return load_half(p + 208) * q6_k_value(p, int(k % 256));
+}

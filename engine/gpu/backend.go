@@ -36,6 +36,9 @@ type Options struct {
 	AttnSpan int
 	// Name overrides the backend's name (default "gpu:" + device name).
 	Name string
+	// GemmMinTokens is the smallest batch that uses the simdgroup-matrix
+	// GEMM instead of the GEMV kernels; 0 means 4, -1 never.
+	GemmMinTokens int
 }
 
 var _ engine.Backend = (*Backend)(nil)
@@ -44,6 +47,9 @@ var _ engine.Backend = (*Backend)(nil)
 func New(dev Device, opts Options) *Backend {
 	if opts.AttnSpan <= 0 {
 		opts.AttnSpan = defaultAttnSpan
+	}
+	if opts.GemmMinTokens == 0 {
+		opts.GemmMinTokens = defaultGemmMin
 	}
 	return &Backend{dev: dev, opts: opts, freqs: map[*engine.Rope]Buffer{}, upload: &arena{}}
 }
@@ -351,14 +357,31 @@ func (b *Backend) matmul(dst, x engine.Buffer, w engine.Weight, accumulate bool)
 	if len(wt.shape) != 2 || wt.shape[1] != s.cols || wt.shape[0] != d.cols || d.rows != s.rows {
 		panic(fmt.Sprintf("gpu: matmul %dx%d by %v into %dx%d", s.rows, s.cols, wt.shape, d.rows, d.cols))
 	}
+	acc := uint32(0)
+	if accumulate {
+		acc = 1
+	}
+	if b.opts.GemmMinTokens > 0 && s.rows >= b.opts.GemmMinTokens {
+		k, err := gemmKernel(wt.typ)
+		if err != nil {
+			b.fail(err)
+			return
+		}
+		b.record(Dispatch{
+			Kernel:  k,
+			Groups:  [3]int{ceilDiv(d.cols, gemmRowsPerTG), ceilDiv(s.rows, gemmTokensPerTG), 1},
+			Threads: [3]int{gemmThreads, 1, 1},
+			Buffers: []Binding{{Buf: wt.buf}, s.bind(), d.bind(), Args(GemmArgs{
+				K: uint32(s.cols), N: uint32(d.cols), RowBytes: uint32(wt.rowBytes), NTok: uint32(s.rows),
+				XStride: uint32(s.cols), DstStride: uint32(d.cols), Accumulate: acc,
+			})},
+		})
+		return
+	}
 	k, err := gemvKernel(wt.typ)
 	if err != nil {
 		b.fail(err)
 		return
-	}
-	acc := uint32(0)
-	if accumulate {
-		acc = 1
 	}
 	b.record(Dispatch{
 		Kernel:  k,

@@ -182,6 +182,17 @@ func TestMatMul(t *testing.T) {
 		{quant.Q4_K, 9, 512, 2},
 		{quant.Q6_K, 10, 256, 3},
 		{quant.Q8_0, 1, 32, 1},
+		// Batches of 4+ tokens take the simdgroup-matrix GEMM: tiles of 32
+		// rows x 16 tokens x 32 k, edges in every dimension.
+		{quant.F32, 37, 37, 5},
+		{quant.F16, 13, 7, 17},
+		{quant.F16, 64, 96, 16},
+		{quant.BF16, 33, 64, 4},
+		{quant.Q8_0, 45, 96, 19},
+		{quant.Q4_0, 17, 64, 6},
+		{quant.Q5_0, 11, 160, 9},
+		{quant.Q4_K, 40, 512, 5},
+		{quant.Q6_K, 10, 256, 33},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s_%dx%d_n%d", tc.typ, tc.out, tc.in, tc.n), func(t *testing.T) {

@@ -13,7 +13,11 @@ const (
 	normThreads     = 256
 	argmaxThreads   = 256
 	elementThreads  = 256
-	laneThreads     = 32 // one simdgroup: rope, kv append, attention, embed
+	laneThreads     = 32  // one simdgroup: rope, kv append, attention, embed
+	gemmThreads     = 128 // 4 simdgroups
+	gemmRowsPerTG   = 32
+	gemmTokensPerTG = 16
+	defaultGemmMin  = 4 // batches of at least this many tokens use the GEMM
 	attnMaxHeadDim  = 256
 	defaultAttnSpan = 256 // positions per attention split
 )
@@ -37,6 +41,16 @@ func gemvKernel(t quant.Type) (string, error) {
 		return "gemv_q6_k", nil
 	}
 	return "", fmt.Errorf("gpu: no matmul kernel for %s", t)
+}
+
+// gemmKernel returns the matrix-matrix (prefill) kernel for weights of
+// type t: the GEMV name with the gemm_ prefix.
+func gemmKernel(t quant.Type) (string, error) {
+	k, err := gemvKernel(t)
+	if err != nil {
+		return "", err
+	}
+	return "gemm_" + k[len("gemv_"):], nil
 }
 
 // embedKernel returns the embedding-row kernel for a table of type t.
