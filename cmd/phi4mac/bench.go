@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +17,7 @@ func newBenchCmd() *cobra.Command {
 		kv      string
 		o       engine.BenchOptions
 		jsonOut bool
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model PATH [-p 512] [-n 128] [--json]",
@@ -33,6 +36,17 @@ reports tokens/s, the weight bytes one decode step reads and the effective bandw
 				return err
 			}
 			defer m.Close()
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			r, err := m.Bench(ctx, o)
 			if err != nil {
 				return err
@@ -62,5 +76,6 @@ reports tokens/s, the weight bytes one decode step reads and the effective bandw
 	cmd.Flags().IntVarP(&o.Gen, "gen", "n", 128, "tokens to decode")
 	cmd.Flags().StringVar(&kv, "kv", "f16", "KV cache type: f16 or f32")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.Flags().StringVar(&profile, "cpuprofile", "", "write a CPU profile of the run here")
 	return cmd
 }
