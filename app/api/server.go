@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phi4mac/phi4mac/app/config"
 	"github.com/phi4mac/phi4mac/app/llm"
 )
 
@@ -176,10 +175,23 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	if config.IsLoopbackHost(host) {
+	if isLoopbackHost(host) {
 		return true
 	}
 	return slices.ContainsFunc(s.opts.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) })
+}
+
+// isLoopbackHost reports whether host can only reach this machine:
+// "localhost", a "*.localhost" name, or a loopback IP. (config has the same
+// rule for validating the listen address; this copy keeps viper out of the
+// server's dependencies.)
+func isLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Close unloads the model; requests after Close fail.

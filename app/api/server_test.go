@@ -5,311 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	ollama "github.com/ollama/ollama/api"
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
-
 	"github.com/phi4mac/phi4mac/app/llm"
 	"github.com/phi4mac/phi4mac/app/llm/llmtest"
 )
-
-// startServer serves a fake-backed Server on a free loopback port.
-func startServer(t testing.TB, l llm.Loader, mod func(*Options)) (*Server, *httptest.Server) {
-	t.Helper()
-	opts := Options{Loader: l, Defaults: llm.Params{Temperature: 0}, Version: "0.1.0"}
-	if mod != nil {
-		mod(&opts)
-	}
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	t.Cleanup(func() {
-		ts.Close()
-		s.Close()
-	})
-	return s, ts
-}
-
-func newOpenAI(ts *httptest.Server, opts ...option.RequestOption) openai.Client {
-	return openai.NewClient(append([]option.RequestOption{
-		option.WithBaseURL(ts.URL + "/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0),
-		option.WithHTTPClient(ts.Client()),
-	}, opts...)...)
-}
-
-func newOllama(t testing.TB, ts *httptest.Server) *ollama.Client {
-	u, err := url.Parse(ts.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ollama.NewClient(u, ts.Client())
-}
-
-func TestOpenAIChatWithFake(t *testing.T) {
-	l := &llmtest.Loader{Models: []string{"phi-test", "other"}}
-	_, ts := startServer(t, l, nil)
-	c := newOpenAI(ts)
-	ctx := context.Background()
-
-	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-		Model:    "phi-test",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be kind"), openai.UserMessage("hello there world")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := resp.Choices[0].Message.Content; got != "echo: hello there world" {
-		t.Errorf("content = %q", got)
-	}
-	if resp.Choices[0].FinishReason != "stop" || resp.Usage.CompletionTokens != 4 || resp.Usage.PromptTokens != 4+2+4+3 {
-		t.Errorf("finish %q usage %+v", resp.Choices[0].FinishReason, resp.Usage)
-	}
-
-	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
-		Model:         "phi-test",
-		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("stream me please")},
-		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
-	})
-	var acc openai.ChatCompletionAccumulator
-	chunks := 0
-	for stream.Next() {
-		acc.AddChunk(stream.Current())
-		chunks++
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got := acc.Choices[0].Message.Content; got != "echo: stream me please" {
-		t.Errorf("streamed content = %q", got)
-	}
-	if chunks < 5 || acc.Usage.CompletionTokens != 4 || acc.Choices[0].FinishReason != "stop" {
-		t.Errorf("chunks %d usage %+v finish %q", chunks, acc.Usage, acc.Choices[0].FinishReason)
-	}
-
-	page, err := c.Models.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page.Data) != 2 || page.Data[0].ID != "phi-test" || page.Data[1].ID != "other" {
-		t.Errorf("models = %+v", page.Data)
-	}
-	if m, err := c.Models.Get(ctx, "other"); err != nil || m.ID != "other" {
-		t.Errorf("get model: %v %v", m, err)
-	}
-
-	comp, err := c.Completions.New(ctx, openai.CompletionNewParams{
-		Model:  "other",
-		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("raw prompt text")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if comp.Choices[0].Text != "echo: raw prompt text" || comp.Model != "other" {
-		t.Errorf("completion = %+v", comp.Choices[0])
-	}
-	reqs := l.Requests()
-	if last := reqs[len(reqs)-1]; last.Messages != nil || last.Prompt != "raw prompt text" || last.Params.MaxTokens != 16 {
-		t.Errorf("completion request reached the model as %+v", last)
-	}
-
-	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-		Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
-	})
-	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "model_not_found" {
-		t.Errorf("unknown model: %v", err)
-	}
-}
-
-func TestOpenAISamplingParameters(t *testing.T) {
-	l := &llmtest.Loader{Models: []string{"m"}, Suffix: []string{"alpha", "STOP", "beta"}}
-	_, ts := startServer(t, l, func(o *Options) { o.SystemPrompt = "default system" })
-	c := newOpenAI(ts)
-	ctx := context.Background()
-
-	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-		Model: "m", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
-		Stop:        openai.ChatCompletionNewParamsStopUnion{OfString: openai.String("STO")},
-		Temperature: openai.Float(0.5), TopP: openai.Float(0.9), Seed: openai.Int(42),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := resp.Choices[0].Message.Content; got != "echo: x alpha " || resp.Choices[0].FinishReason != "stop" {
-		t.Errorf("stop: content %q finish %q", got, resp.Choices[0].FinishReason)
-	}
-	req := l.Requests()[0]
-	if p := req.Params; p.Temperature != 0.5 || p.TopP != 0.9 || !p.HasSeed || p.Seed != 42 {
-		t.Errorf("params reached the model as %+v", p)
-	}
-	if req.Messages[0] != (llm.Message{Role: "system", Content: "default system"}) {
-		t.Errorf("default system prompt not applied: %+v", req.Messages)
-	}
-
-	resp, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-		Model: "m", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("a b c d")},
-		MaxTokens: openai.Int(2),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Choices[0].Message.Content != "echo: a" || resp.Choices[0].FinishReason != "length" || resp.Usage.CompletionTokens != 2 {
-		t.Errorf("max_tokens: %q %q %+v", resp.Choices[0].Message.Content, resp.Choices[0].FinishReason, resp.Usage)
-	}
-}
-
-func TestJSONMode(t *testing.T) {
-	var reply []string
-	l := &llmtest.Loader{Models: []string{"m"}, Respond: func(llm.Request) []string { return reply }}
-	_, ts := startServer(t, l, nil)
-	c := newOpenAI(ts)
-	ctx := context.Background()
-	ask := func(max int64) (*openai.ChatCompletion, error) {
-		p := openai.ChatCompletionNewParams{
-			Model: "m", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("give json")},
-			ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}},
-		}
-		if max > 0 {
-			p.MaxTokens = openai.Int(max)
-		}
-		return c.Chat.Completions.New(ctx, p)
-	}
-
-	reply = []string{"\n ", `{"a": [1, "}`, `\""`, `]}`, " and then some chatter"}
-	resp, err := ask(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := resp.Choices[0].Message.Content; got != `{"a": [1, "}\""]}` || !json.Valid([]byte(got)) {
-		t.Errorf("json mode content = %q", got)
-	}
-	if sys := l.Requests()[0].Messages[0]; sys.Role != "system" || !strings.Contains(sys.Content, "JSON") {
-		t.Errorf("JSON instruction missing: %+v", sys)
-	}
-
-	reply = []string{"Sure! ", `{"a":1}`}
-	_, err = ask(0)
-	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 500 || apiErr.Code != "invalid_json_output" {
-		t.Errorf("non-JSON output: err = %v", err)
-	}
-
-	reply = []string{`{"a":`, ` 1,`, ` "b"`}
-	resp, err = ask(2)
-	if err != nil || resp.Choices[0].FinishReason != "length" {
-		t.Errorf("truncated JSON: %v %+v", err, resp)
-	}
-	reply = []string{`{"a" 1}`}
-	if _, err = ask(0); !errors.As(err, &apiErr) || apiErr.Code != "invalid_json_output" {
-		t.Errorf("malformed object: err = %v", err)
-	}
-}
-
-func TestOllamaWithFake(t *testing.T) {
-	l := &llmtest.Loader{Models: []string{"phi-test"}, ContextLength: 512}
-	_, ts := startServer(t, l, nil)
-	c := newOllama(t, ts)
-	ctx := context.Background()
-
-	var pieces []string
-	var final ollama.ChatResponse
-	err := c.Chat(ctx, &ollama.ChatRequest{Model: "phi-test", Messages: []ollama.Message{{Role: "user", Content: "hi there"}},
-		Options: map[string]any{"temperature": 0, "num_predict": 10}}, func(r ollama.ChatResponse) error {
-		pieces = append(pieces, r.Message.Content)
-		final = r
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(pieces, ""); got != "echo: hi there" || len(pieces) != 4 {
-		t.Errorf("chat pieces %q", pieces)
-	}
-	if !final.Done || final.DoneReason != "stop" || final.EvalCount != 3 || final.PromptEvalCount != 6 {
-		t.Errorf("final = %+v", final)
-	}
-
-	stream := false
-	var whole []ollama.ChatResponse
-	err = c.Chat(ctx, &ollama.ChatRequest{Model: "phi-test:latest", Stream: &stream, Messages: []ollama.Message{{Role: "user", Content: "one"}}},
-		func(r ollama.ChatResponse) error { whole = append(whole, r); return nil })
-	if err != nil || len(whole) != 1 || whole[0].Message.Content != "echo: one" || !whole[0].Done {
-		t.Errorf("non-streamed chat: %v %+v", err, whole)
-	}
-
-	var gen strings.Builder
-	err = c.Generate(ctx, &ollama.GenerateRequest{Model: "phi-test", Prompt: "why sky", System: "sys"}, func(r ollama.GenerateResponse) error {
-		gen.WriteString(r.Response)
-		return nil
-	})
-	if err != nil || gen.String() != "echo: why sky" {
-		t.Errorf("generate: %v %q", err, gen.String())
-	}
-	if req := l.Requests()[2]; len(req.Messages) != 2 || req.Messages[0].Content != "sys" {
-		t.Errorf("generate request = %+v", req)
-	}
-	gen.Reset()
-	err = c.Generate(ctx, &ollama.GenerateRequest{Model: "phi-test", Prompt: "raw text", Raw: true}, func(r ollama.GenerateResponse) error {
-		gen.WriteString(r.Response)
-		return nil
-	})
-	if err != nil || gen.String() != "echo: raw text" || l.Requests()[3].Prompt != "raw text" {
-		t.Errorf("raw generate: %v %q", err, gen.String())
-	}
-
-	tags, err := c.List(ctx)
-	if err != nil || len(tags.Models) != 1 || tags.Models[0].Name != "phi-test" || tags.Models[0].Details.Family != "phi3" {
-		t.Errorf("tags: %v %+v", err, tags)
-	}
-	show, err := c.Show(ctx, &ollama.ShowRequest{Model: "phi-test"})
-	if err != nil || show.Details.Format != "gguf" || show.ModelInfo["phi3.context_length"] != float64(512) {
-		t.Errorf("show: %v %+v", err, show)
-	}
-	ps, err := c.ListRunning(ctx)
-	if err != nil || len(ps.Models) != 1 || ps.Models[0].Name != "phi-test" {
-		t.Errorf("ps: %v %+v", err, ps)
-	}
-	v, err := c.Version(ctx)
-	if err != nil || v != "0.1.0" {
-		t.Errorf("version: %v %q", err, v)
-	}
-
-	err = c.Chat(ctx, &ollama.ChatRequest{Model: "nope", Messages: []ollama.Message{{Role: "user", Content: "x"}}}, func(ollama.ChatResponse) error { return nil })
-	var se ollama.StatusError
-	if !errors.As(err, &se) || se.StatusCode != 404 || !strings.Contains(se.ErrorMessage, "nope") {
-		t.Errorf("unknown model: %v", err)
-	}
-	long := strings.Repeat("word ", 600)
-	err = c.Chat(ctx, &ollama.ChatRequest{Model: "phi-test", Messages: []ollama.Message{{Role: "user", Content: long}}}, func(ollama.ChatResponse) error { return nil })
-	if !errors.As(err, &se) || se.StatusCode != 400 {
-		t.Errorf("context overflow: %v", err)
-	}
-
-	// Empty prompt with keep_alive 0 unloads the model.
-	err = c.Generate(ctx, &ollama.GenerateRequest{Model: "phi-test", KeepAlive: &ollama.Duration{Duration: 0}}, func(r ollama.GenerateResponse) error {
-		if r.DoneReason != "unload" {
-			t.Errorf("done_reason = %q", r.DoneReason)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ps, _ := c.ListRunning(ctx); len(ps.Models) != 0 || l.Closes() != 1 {
-		t.Errorf("after keep_alive 0: running %+v, closes %d", ps.Models, l.Closes())
-	}
-}
 
 func TestIdleUnloadAndReload(t *testing.T) {
 	l := &llmtest.Loader{Models: []string{"a", "b"}}
@@ -343,6 +48,25 @@ func TestIdleUnloadAndReload(t *testing.T) {
 	if l.Loads() != 3 || s.Status().Loaded != "b" {
 		t.Errorf("reload: loads %d", l.Loads())
 	}
+}
+
+// startServer serves a fake-backed Server on a free loopback port.
+func startServer(t testing.TB, l llm.Loader, mod func(*Options)) (*Server, *httptest.Server) {
+	t.Helper()
+	opts := Options{Loader: l, Defaults: llm.Params{Temperature: 0}, Version: "0.1.0"}
+	if mod != nil {
+		mod(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ts.Close()
+		s.Close()
+	})
+	return s, ts
 }
 
 func waitFor(t testing.TB, cond func() bool) {

@@ -18,6 +18,7 @@ import (
 	"github.com/phi4mac/phi4mac/app/llm"
 	"github.com/phi4mac/phi4mac/engine"
 	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/engine/demo"
 	"github.com/phi4mac/phi4mac/tokenizer"
 )
 
@@ -57,27 +58,60 @@ type slot struct {
 
 // Open loads the model at info.Path (a GGUF file or a Hugging Face folder).
 func Open(ctx context.Context, info llm.Info, opts Options) (*Model, error) {
-	if opts.Sessions <= 0 {
-		opts.Sessions = 4
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	var backend engine.Backend
-	if opts.NewBackend != nil {
-		backend = opts.NewBackend()
-	} else {
-		backend = cpu.New(cpu.Options{})
-	}
-	m, err := engine.Load(ctx, info.Path, engine.Options{Backend: backend, Logger: opts.Logger,
-		SkipMemoryCheck: opts.SkipMemoryCheck, NoTokenizer: true})
+	opts = opts.withDefaults()
+	m, err := engine.Load(ctx, info.Path, opts.engineOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open model %s: %w", info.Path, err)
 	}
-	tok, err := tokenizer.Load(info.Path)
+	return wrap(m, info, opts)
+}
+
+// DemoName is the name the embedded demo model is listed under.
+const DemoName = "demo"
+
+// OpenDemo loads the embedded demo model (engine/demo: a 260K-parameter
+// TinyStories Llama). It has no chat template: chat requests are answered
+// by continuing the last user message as a story.
+func OpenDemo(ctx context.Context, opts Options) (*Model, error) {
+	opts = opts.withDefaults()
+	m, err := demo.Load(ctx, opts.engineOptions())
 	if err != nil {
+		return nil, fmt.Errorf("open demo model: %w", err)
+	}
+	return wrap(m, DemoInfo(), opts)
+}
+
+// DemoInfo describes the embedded demo model.
+func DemoInfo() llm.Info {
+	return llm.Info{Name: DemoName, Path: demo.Name, Format: "gguf", Family: "llama", ParameterSize: "260K",
+		Quantization: "F32", Size: int64(len(demo.Bytes())), Source: "demo"}
+}
+
+func (o Options) withDefaults() Options {
+	if o.Sessions <= 0 {
+		o.Sessions = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func (o Options) engineOptions() engine.Options {
+	var backend engine.Backend
+	if o.NewBackend != nil {
+		backend = o.NewBackend()
+	} else {
+		backend = cpu.New(cpu.Options{})
+	}
+	return engine.Options{Backend: backend, Logger: o.Logger, SkipMemoryCheck: o.SkipMemoryCheck}
+}
+
+func wrap(m *engine.Model, info llm.Info, opts Options) (*Model, error) {
+	tok := m.Tokenizer()
+	if tok == nil {
 		m.Close()
-		return nil, fmt.Errorf("open model %s: tokenizer: %w", info.Path, err)
+		return nil, fmt.Errorf("open model %s: it has no tokenizer", info.Path)
 	}
 	cfg := m.Config()
 	if info.Name == "" {
@@ -129,7 +163,14 @@ func (m *Model) PromptIDs(req llm.Request) ([]int, error) {
 		return m.tok.Encode(req.Prompt, tokenizer.EncodeOptions{AddBOS: m.tok.WantsBOS()}), nil
 	}
 	if !m.tok.HasChatTemplate() {
-		return nil, fmt.Errorf("%w: model %s has no chat template; use a raw prompt", llm.ErrBadRequest, m.info.Name)
+		// A base model (such as the demo): continue the last user message.
+		last := ""
+		for _, x := range req.Messages {
+			if x.Role == "user" {
+				last = x.Content
+			}
+		}
+		return m.tok.Encode(last, tokenizer.EncodeOptions{AddBOS: m.tok.WantsBOS()}), nil
 	}
 	msgs := make([]tokenizer.Message, len(req.Messages))
 	for i, x := range req.Messages {

@@ -161,3 +161,17 @@ func TestLoaderResolvesNamesAndPaths(t *testing.T) {
 		t.Errorf("unknown name: %v", err)
 	}
 }
+
+func TestDemoModel(t *testing.T) {
+	m, err := OpenDemo(context.Background(), Options{SkipMemoryCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, res := generate(t, m, llm.Request{Messages: []llm.Message{{Role: "user", Content: "Once upon a time"}}, Params: llm.Params{MaxTokens: 30}})
+	// The demo is a real TinyStories model: greedy output is English words.
+	if res.CompletionTokens == 0 || !strings.Contains(got, " ") || strings.ContainsRune(got, '\uFFFD') {
+		t.Errorf("demo output %q (%+v)", got, res)
+	}
+	t.Logf("demo: %q", got)
+}
