@@ -86,7 +86,7 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 	if c.elem == 4 {
 		dotK = b.k.formats[quant.F32].dot
 	}
-	axpyF32, axpyF16 := b.k.axpyF32, b.k.axpyF16
+	axpyF32 := b.k.axpyF32
 	tasks := n * heads
 	b.pool.parallel(tasks, b.pool.grainFor(tasks, 1), func(worker, lo, hi int) {
 		scores := b.scratchFor(worker, pos0+n)
@@ -96,10 +96,15 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 			q := s.data[i*s.cols+h*hd : i*s.cols+(h+1)*hd]
 			np := pos0 + i + 1
 			sc := scores[:np]
+			if c.elem == 2 {
+				b.k.attnScoresF16(q, kl[g*sp.Ctx*hd*2:(g*sp.Ctx+np)*hd*2], scale, sc)
+			} else {
+				for p := range sc {
+					sc[p] = dotK(c.slot(kl, g, p), q) * scale
+				}
+			}
 			mx := float32(math.Inf(-1))
-			for p := range sc {
-				v := dotK(c.slot(kl, g, p), q) * scale
-				sc[p] = v
+			for _, v := range sc {
 				mx = max(mx, v)
 			}
 			var sum float64
@@ -109,14 +114,17 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 				sum += float64(e)
 			}
 			inv := float32(1 / sum)
+			for p := range sc {
+				sc[p] *= inv
+			}
 			out := d.data[i*d.cols+h*hd : i*d.cols+(h+1)*hd]
+			if c.elem == 2 {
+				b.k.attnValuesF16(sc, vl[g*sp.Ctx*hd*2:(g*sp.Ctx+np)*hd*2], out)
+				continue
+			}
 			clear(out)
 			for p, e := range sc {
-				if c.elem == 2 {
-					axpyF16(e*inv, c.slot(vl, g, p), out)
-				} else {
-					axpyF32(e*inv, bytesAsF32(c.slot(vl, g, p), hd), out)
-				}
+				axpyF32(e, bytesAsF32(c.slot(vl, g, p), hd), out)
 			}
 		}
 	})

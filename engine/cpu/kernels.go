@@ -33,6 +33,27 @@ type kernels struct {
 	// dot4x3F32 computes out[3i+j] = w[i]·x[j] (the prefill
 	// micro-kernel); all rows have len(x[0]) elements.
 	dot4x3F32 func(w *[4][]float32, x *[3][]float32, out *[12]float32)
+	// attnScoresF16 sets out[p] = scale·q·k[p] for len(out) consecutive
+	// half-float key rows of len(q) values.
+	attnScoresF16 func(q []float32, k []byte, scale float32, out []float32)
+	// attnValuesF16 sets out = Σ_p w[p]·v[p] over len(w) consecutive
+	// half-float value rows of len(out) values.
+	attnValuesF16 func(w []float32, v []byte, out []float32)
+}
+
+func attnScoresF16Generic(q []float32, k []byte, scale float32, out []float32) {
+	hd := len(q)
+	for p := range out {
+		out[p] = scale * dotF16Generic(k[2*hd*p:2*hd*(p+1)], q)
+	}
+}
+
+func attnValuesF16Generic(w []float32, v []byte, out []float32) {
+	hd := len(out)
+	clear(out)
+	for p, a := range w {
+		axpyF16Generic(a, v[2*hd*p:2*hd*(p+1)], out)
+	}
 }
 
 // genericKernels returns the pure-Go kernel set.
@@ -51,10 +72,12 @@ func genericKernels() *kernels {
 			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K, dotQ4_KQ8Generic},
 			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic},
 		},
-		dotF32:  dotF32Generic,
-		axpyF32: axpyF32Generic,
-		axpyF16: axpyF16Generic,
-		f16Row:  f32ToF16RowGeneric,
+		dotF32:        dotF32Generic,
+		attnScoresF16: attnScoresF16Generic,
+		attnValuesF16: attnValuesF16Generic,
+		axpyF32:       axpyF32Generic,
+		axpyF16:       axpyF16Generic,
+		f16Row:        f32ToF16RowGeneric,
 		dot4x3F32: func(w *[4][]float32, x *[3][]float32, out *[12]float32) {
 			for i := range w {
 				for j := range x {

@@ -332,3 +332,43 @@ func TestDot4x3(t *testing.T) {
 		}
 	}
 }
+
+func TestAttentionKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	g := genericKernels()
+	for _, k := range kernelSets() {
+		for _, hd := range []int{4, 8, 16, 40, 64, 96, 128} {
+			for _, np := range []int{1, 2, 7, 33} {
+				q := make([]float32, hd)
+				for i := range q {
+					q[i] = float32(rng.NormFloat64())
+				}
+				kv := make([]float32, hd*np)
+				for i := range kv {
+					kv[i] = float32(rng.NormFloat64())
+				}
+				kb := make([]byte, 2*len(kv))
+				f32ToF16RowGeneric(kv, kb)
+				got, want := make([]float32, np), make([]float32, np)
+				k.attnScoresF16(q, kb, 0.125, got)
+				g.attnScoresF16(q, kb, 0.125, want)
+				for p := range want {
+					if math.Abs(float64(got[p]-want[p])) > 1e-4 {
+						t.Fatalf("%s scores hd=%d np=%d [%d]: %g, want %g", k.name, hd, np, p, got[p], want[p])
+					}
+				}
+				vo, vw := make([]float32, hd), make([]float32, hd)
+				for i := range vo {
+					vo[i] = 99 // must be overwritten
+				}
+				k.attnValuesF16(want, kb, vo)
+				g.attnValuesF16(want, kb, vw)
+				for i := range vw {
+					if math.Abs(float64(vo[i]-vw[i])) > 1e-4 {
+						t.Fatalf("%s values hd=%d np=%d [%d]: %g, want %g", k.name, hd, np, i, vo[i], vw[i])
+					}
+				}
+			}
+		}
+	}
+}

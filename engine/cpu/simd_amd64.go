@@ -48,6 +48,12 @@ func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 //go:noescape
 func dot4x3F32AVX2(w *[4]*float32, x *[3]*float32, n int, out *[12]float32)
 
+//go:noescape
+func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
+
+//go:noescape
+func attnValuesF16AVX2(w *float32, v *byte, npos, hd int, out *float32)
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -126,6 +132,24 @@ func simdKernels(k *kernels) *kernels {
 				}
 			}
 		}
+	}
+	s.attnScoresF16 = func(q []float32, k []byte, scale float32, out []float32) {
+		hd, np := len(q), len(out)
+		if hd%8 != 0 || np == 0 {
+			attnScoresF16Generic(q, k, scale, out)
+			return
+		}
+		_ = k[np*hd*2-1]
+		attnScoresF16AVX2(&q[0], &k[0], np, hd, scale, &out[0])
+	}
+	s.attnValuesF16 = func(w []float32, v []byte, out []float32) {
+		hd, np := len(out), len(w)
+		if hd%8 != 0 || np == 0 {
+			attnValuesF16Generic(w, v, out)
+			return
+		}
+		_ = v[np*hd*2-1]
+		attnValuesF16AVX2(&w[0], &v[0], np, hd, &out[0])
 	}
 	s.formats[quant.F32] = format{func(w []byte, x []float32) float32 {
 		return dotF32Fast(bytesAsF32(w, len(x)), x)

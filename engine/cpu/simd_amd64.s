@@ -733,3 +733,122 @@ g43done:
 	VMOVUPS X8, 32(DI)
 	VZEROUPPER
 	RET
+
+// func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
+// out[p] = scale · q·k[p] for npos consecutive half-float key rows of hd
+// values (hd a multiple of 8).
+TEXT ·attnScoresF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), SI
+	MOVQ k+8(FP), R8
+	MOVQ npos+16(FP), CX
+	MOVQ hd+24(FP), DX
+	VBROADCASTSS scale+32(FP), Y15
+	MOVQ out+40(FP), DI
+asposloop:
+	CMPQ CX, $0
+	JE   asdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ AX, AX
+	MOVQ R8, R9
+	MOVQ DX, BX
+asinner16:
+	CMPQ BX, $16
+	JL   asinner8
+	VCVTPH2PS (R9), Y2
+	VCVTPH2PS 16(R9), Y3
+	VFMADD231PS (SI)(AX*4), Y2, Y0
+	VFMADD231PS 32(SI)(AX*4), Y3, Y1
+	ADDQ $16, AX
+	ADDQ $32, R9
+	SUBQ $16, BX
+	JMP  asinner16
+asinner8:
+	CMPQ BX, $8
+	JL   asred
+	VCVTPH2PS (R9), Y2
+	VFMADD231PS (SI)(AX*4), Y2, Y0
+asred:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VMULSS X15, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	LEAQ (R8)(DX*2), R8
+	DECQ CX
+	JMP  asposloop
+asdone:
+	VZEROUPPER
+	RET
+
+// func attnValuesF16AVX2(w *float32, v *byte, npos, hd int, out *float32)
+// out[0:hd] = Σ_p w[p]·v[p] over npos consecutive half-float value rows of
+// hd values (hd a multiple of 8).
+TEXT ·attnValuesF16AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ v+8(FP), R8
+	MOVQ npos+16(FP), CX
+	MOVQ hd+24(FP), DX
+	MOVQ out+32(FP), DI
+	XORQ R10, R10
+avdim32:
+	MOVQ DX, AX
+	SUBQ R10, AX
+	CMPQ AX, $32
+	JL   avdim8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	LEAQ (R8)(R10*2), R9
+	MOVQ SI, R11
+	MOVQ CX, BX
+avp32:
+	CMPQ BX, $0
+	JE   avst32
+	VBROADCASTSS (R11), Y4
+	VCVTPH2PS (R9), Y5
+	VCVTPH2PS 16(R9), Y6
+	VCVTPH2PS 32(R9), Y7
+	VCVTPH2PS 48(R9), Y8
+	VFMADD231PS Y5, Y4, Y0
+	VFMADD231PS Y6, Y4, Y1
+	VFMADD231PS Y7, Y4, Y2
+	VFMADD231PS Y8, Y4, Y3
+	ADDQ $4, R11
+	LEAQ (R9)(DX*2), R9
+	DECQ BX
+	JMP  avp32
+avst32:
+	VMOVUPS Y0, (DI)(R10*4)
+	VMOVUPS Y1, 32(DI)(R10*4)
+	VMOVUPS Y2, 64(DI)(R10*4)
+	VMOVUPS Y3, 96(DI)(R10*4)
+	ADDQ $32, R10
+	JMP  avdim32
+avdim8:
+	CMPQ AX, $8
+	JL   avdone
+	VXORPS Y0, Y0, Y0
+	LEAQ (R8)(R10*2), R9
+	MOVQ SI, R11
+	MOVQ CX, BX
+avp8:
+	CMPQ BX, $0
+	JE   avst8
+	VBROADCASTSS (R11), Y4
+	VCVTPH2PS (R9), Y5
+	VFMADD231PS Y5, Y4, Y0
+	ADDQ $4, R11
+	LEAQ (R9)(DX*2), R9
+	DECQ BX
+	JMP  avp8
+avst8:
+	VMOVUPS Y0, (DI)(R10*4)
+	ADDQ $8, R10
+	MOVQ DX, AX
+	SUBQ R10, AX
+	JMP  avdim8
+avdone:
+	VZEROUPPER
+	RET
