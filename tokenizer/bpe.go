@@ -153,15 +153,6 @@ func (t *wholeTable) add(s string, id int32) bool {
 	}
 }
 
-func (t *wholeTable) get(s string) (int32, bool) {
-	if len(s) > inlineKey {
-		id, ok := t.long[s]
-		return id, ok
-	}
-	k1, k2 := splitKey(s)
-	return t.getInline(k1, k2, len(s), keyHash(k1, k2, len(s)))
-}
-
 // getInline looks up an inline key (n <= inlineKey) whose keyHash is h.
 func (t *wholeTable) getInline(k1, k2 uint64, n int, h uint64) (int32, bool) {
 	mask := uint64(len(t.slots) - 1)

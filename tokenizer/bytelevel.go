@@ -46,12 +46,3 @@ func (bl *byteLevel) decode(tok string) (string, error) {
 	}
 	return sb.String(), nil
 }
-
-// encode turns raw bytes into the byte-level token string.
-func (bl *byteLevel) encode(raw string) string {
-	var sb strings.Builder
-	for i := 0; i < len(raw); i++ {
-		sb.WriteRune(bl.toRune[raw[i]])
-	}
-	return sb.String()
-}
