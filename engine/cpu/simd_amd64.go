@@ -54,6 +54,12 @@ func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *fl
 //go:noescape
 func attnValuesF16AVX2(w *float32, v *byte, npos, hd int, out *float32)
 
+//go:noescape
+func dotBF16AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func bf16ToF32AVX2(src *byte, dst *float32, n int)
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -155,6 +161,25 @@ func simdKernels(k *kernels) *kernels {
 		return dotF32Fast(bytesAsF32(w, len(x)), x)
 	}, dequantF32, nil}
 	s.formats[quant.F16] = format{dotF16Fast, dequantF16Fast, nil}
+	s.formats[quant.BF16] = format{func(w []byte, x []float32) float32 {
+		n := len(x) &^ 7
+		var sum float32
+		if n > 0 {
+			_ = w[2*len(x)-1]
+			sum = dotBF16AVX2(&w[0], &x[0], n)
+		}
+		if n < len(x) {
+			sum += dotBF16Generic(w[2*n:], x[n:])
+		}
+		return sum
+	}, func(w []byte, dst []float32) {
+		n := len(dst) &^ 7
+		if n > 0 {
+			_ = w[2*len(dst)-1]
+			bf16ToF32AVX2(&w[0], &dst[0], n)
+		}
+		dequantBF16(w[2*n:], dst[n:])
+	}, nil}
 	q8q8 := func(w []byte, a *q8Acts) float32 {
 		nb := len(a.d)
 		if nb == 0 {

@@ -852,3 +852,57 @@ avst8:
 avdone:
 	VZEROUPPER
 	RET
+
+// func dotBF16AVX2(w *byte, x *float32, n int) float32
+// n must be a multiple of 8. A bfloat16 is the top half of a float32.
+TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+bf16loop16:
+	CMPQ CX, $16
+	JL   bf16loop8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y5, Y5
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  bf16loop16
+bf16loop8:
+	CMPQ CX, $8
+	JL   bf16done
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+bf16done:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func bf16ToF32AVX2(src *byte, dst *float32, n int)
+// n must be a multiple of 8.
+TEXT ·bf16ToF32AVX2(SB), NOSPLIT, $0-24
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ n+16(FP), CX
+bftofloop:
+	CMPQ CX, $8
+	JL   bftofdone
+	VPMOVZXWD (SI), Y1
+	VPSLLD $16, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  bftofloop
+bftofdone:
+	VZEROUPPER
+	RET
