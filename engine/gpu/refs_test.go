@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/phi4mac/phi4mac/engine"
@@ -94,22 +95,27 @@ type refCase struct {
 	kv               engine.KVType
 	ctx              int
 	tol              float64
-	short            bool // part of the -short set
+	short            bool     // part of the -short set
+	prompts          []string // only these prompts (all when empty)
+	steps            int      // teacher-forced greedy steps to check (all when 0); no free generation then
 }
 
 func TestReferenceLogitsEmulated(t *testing.T) {
 	cases := []refCase{
-		{"micro-F16", "micro/phi3-random-micro-F16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, true},
-		{"micro-F16-kvf16", "micro/phi3-random-micro-F16.gguf", "micro/f16", engine.KVF16, 512, 3e-2, false},
-		{"micro-BF16", "micro/phi3-random-micro-BF16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, false},
-		{"micro-Q8_0", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0-deq-f32", engine.KVF32, 512, 1e-4, false},
-		{"micro-Q8_0-kvf16", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0", engine.KVF16, 512, 0.2, false},
-		{"micro-Q4_0", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0-deq-f32", engine.KVF32, 512, 1e-4, true},
-		{"micro-Q4_0-kvf16", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0", engine.KVF16, 512, 0.2, false},
-		{"micro-Q4_K_M-kvf16", "micro/phi3-random-micro-Q4_K_M.gguf", "micro/q4_k_m", engine.KVF16, 512, 0.4, true},
-		{"micromini-F16-ctx256", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f32-kvf32-ctx256", engine.KVF32, 256, 5e-4, true},
-		{"micromini-F16-ctx4096-kvf16", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f16-ctx4096", engine.KVF16, 4096, 5e-2, false},
-		{"micromini-Q8_0-ctx256-kvf16", "micromini/phi4mini-random-micromini-Q8_0.gguf", "micromini/q8_0-ctx256", engine.KVF16, 256, 0.7, true},
+		{"micro-F16", "micro/phi3-random-micro-F16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, true, nil, 0},
+		{"micro-F16-kvf16", "micro/phi3-random-micro-F16.gguf", "micro/f16", engine.KVF16, 512, 3e-2, false, nil, 0},
+		{"micro-BF16", "micro/phi3-random-micro-BF16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, false, nil, 0},
+		{"micro-Q8_0", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0-deq-f32", engine.KVF32, 512, 1e-4, false, nil, 0},
+		{"micro-Q8_0-kvf16", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0", engine.KVF16, 512, 0.2, false, nil, 0},
+		{"micro-Q4_0", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0-deq-f32", engine.KVF32, 512, 1e-4, true, nil, 0},
+		{"micro-Q4_0-kvf16", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0", engine.KVF16, 512, 0.2, false, nil, 0},
+		{"micro-Q4_K_M-kvf16", "micro/phi3-random-micro-Q4_K_M.gguf", "micro/q4_k_m", engine.KVF16, 512, 0.4, true, nil, 0},
+		{"micromini-F16-ctx256", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f32-kvf32-ctx256", engine.KVF32, 256, 5e-4, true, nil, 0},
+		{"micromini-F16-ctx4096-kvf16", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f16-ctx4096", engine.KVF16, 4096, 5e-2, false, nil, 0},
+		{"micromini-Q8_0-ctx256-kvf16", "micromini/phi4mini-random-micromini-Q8_0.gguf", "micromini/q8_0-ctx256", engine.KVF16, 256, 0.7, true, nil, 0},
+		// tiny: real Q4_K and Q6_K matrices (micro's "Q4_K_M" holds Q5_0)
+		// and the full 100352-token vocabulary: two prompts, 4 decode steps.
+		{"tiny-Q4_K_M", "tiny/phi3-random-tiny-Q4_K_M.gguf", "tiny/q4_k_m-deq-f32", engine.KVF32, 2048, 1e-4, false, []string{"hello", "bos1"}, 4},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -135,6 +141,9 @@ func checkRef(t *testing.T, c refCase) {
 	ctx := context.Background()
 	var worst float64
 	for _, p := range ref.Prompts {
+		if len(c.prompts) > 0 && !slices.Contains(c.prompts, p.Name) {
+			continue
+		}
 		s, err := m.NewSession(engine.SessionOptions{Ctx: c.ctx, KV: c.kv})
 		if err != nil {
 			t.Fatal(err)
@@ -174,6 +183,9 @@ func checkRef(t *testing.T, c refCase) {
 		// Teacher-forced greedy steps through the decode path.
 		logits := last
 		for k, st := range p.GreedySteps {
+			if c.steps > 0 && k >= c.steps {
+				break
+			}
 			if k > 0 {
 				if logits, err = s.Forward(ctx, []int{p.Greedy[k-1]}, false); err != nil {
 					t.Fatal(err)
@@ -186,6 +198,9 @@ func checkRef(t *testing.T, c refCase) {
 			}
 		}
 		s.Close()
+		if c.steps > 0 {
+			continue
+		}
 		// Free-running greedy generation (argmax on the device).
 		s, err = m.NewSession(engine.SessionOptions{Ctx: c.ctx, KV: c.kv})
 		if err != nil {
