@@ -12,8 +12,16 @@ import (
 var ErrNoMemory = fmt.Errorf("model does not fit in memory")
 
 // availableMemory returns the bytes of memory the OS reports as available
-// (MemAvailable on Linux), or false where that is unknown.
+// (MemAvailable on Linux; physical memory on macOS), or false where that is
+// unknown.
 func availableMemory() (int64, bool) {
+	if n, ok := physicalMemory(); ok {
+		return n, true
+	}
+	return memAvailableLinux()
+}
+
+func memAvailableLinux() (int64, bool) {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0, false
