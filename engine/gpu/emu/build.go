@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/phi4mac/phi4mac/metal"
 	"github.com/phi4mac/phi4mac/metal/toolchain"
@@ -121,6 +122,8 @@ func BuildLibrary(ctx context.Context, cacheDir string, extra map[string]string)
 	key := hex.EncodeToString(h.Sum(nil))[:24]
 	lib.Path = filepath.Join(cacheDir, "kernels-"+key+".so")
 	if _, err := os.Stat(lib.Path); err == nil {
+		now := time.Now()
+		os.Chtimes(lib.Path, now, now) // marks it used, for pruneCache
 		return lib, nil
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
@@ -181,7 +184,20 @@ func BuildLibrary(ctx context.Context, cacheDir string, extra map[string]string)
 	if err := os.Rename(tmp, lib.Path); err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
+	pruneCache(cacheDir, 7*24*time.Hour)
 	return lib, nil
+}
+
+// pruneCache removes libraries unused for longer than age (each use
+// refreshes a library's modification time). A library another process
+// still has loaded stays valid after its file is removed.
+func pruneCache(dir string, age time.Duration) {
+	old, _ := filepath.Glob(filepath.Join(dir, "kernels-*.so"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > age {
+			os.Remove(p)
+		}
+	}
 }
 
 func copyEmbedded(name, dst string) error {

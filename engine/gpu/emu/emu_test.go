@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -115,6 +117,10 @@ kernel void grid_ids(device uint* out [[buffer(0)]], uint3 gid [[thread_position
     uint i = (gid.z * ngrid.y + gid.y) * ngrid.x + gid.x;
     out[2 * i] = gid.x + 100u * gid.y + 10000u * gid.z;
     out[2 * i + 1] = uint(tg.x) + 100u * uint(tg.y);
+}
+
+kernel void write_past_end(device uint* out [[buffer(0)]], constant uint& n [[buffer(1)]], uint tid [[thread_index_in_threadgroup]]) {
+    out[n + 1024u * tid] = 1u;
 }
 
 kernel void dyn_threadgroup(device float* out [[buffer(0)]], threadgroup float* sh [[threadgroup(0)]],
@@ -295,5 +301,28 @@ func TestDynamicThreadgroupMemory(t *testing.T) {
 	ds[0].ThreadgroupMem = nil
 	if err := d.Run(context.Background(), ds); err == nil {
 		t.Error("missing [[threadgroup(0)]] size accepted")
+	}
+}
+
+// TestGuardPage: a kernel writing past the end of a buffer from Alloc hits
+// the guard page and crashes at once (checked in a child process).
+func TestGuardPage(t *testing.T) {
+	if os.Getenv("EMU_GUARD_CHILD") == "1" {
+		d := newTestDevice(t, Options{})
+		out := alloc(t, d, 4*100)
+		n := binary.LittleEndian.AppendUint32(nil, 100)
+		ds := one("write_past_end", [3]int{1, 1, 1}, [3]int{2, 1, 1}, out)
+		ds[0].Buffers = append(ds[0].Buffers, gpu.Binding{Bytes: n})
+		err := d.Run(context.Background(), ds)
+		t.Fatalf("write past the end did not fault (err %v)", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestGuardPage$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "EMU_GUARD_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("child passed:\n%s", out)
+	}
+	if !strings.Contains(string(out), "SIGSEGV") {
+		t.Errorf("child failed without a segmentation fault:\n%s", out)
 	}
 }
