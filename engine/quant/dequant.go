@@ -111,17 +111,16 @@ func DequantizeBlockQ4_K(b *[144]byte, y *[256]float32) {
 	qs := b[16:144]
 	for g := range 4 { // 64 elements per group: two sub-blocks share 32 bytes
 		sc, m := ScaleMinK4(2*g, scales)
-		d1, m1 := d*float32(sc), dmin*float32(m)
+		d1, m1 := mul(d, float32(sc)), mul(dmin, float32(m))
 		sc, m = ScaleMinK4(2*g+1, scales)
-		d2, m2 := d*float32(sc), dmin*float32(m)
+		d2, m2 := mul(d, float32(sc)), mul(dmin, float32(m))
 		q := qs[32*g : 32*g+32]
 		out := y[64*g : 64*g+64]
 		for l := range 32 {
-			// Explicit conversions keep Go from fusing into an FMA, so the
-			// result rounds exactly as the reference's separate multiply and
-			// subtract do.
-			out[l] = float32(d1*float32(q[l]&0x0f)) - m1
-			out[l+32] = float32(d2*float32(q[l]>>4)) - m2
+			// mul keeps Go from fusing multiply and subtract into an FMA,
+			// so the result rounds as the reference's separate operations.
+			out[l] = mul(d1, float32(q[l]&0x0f)) - m1
+			out[l+32] = mul(d2, float32(q[l]>>4)) - m2
 		}
 	}
 }

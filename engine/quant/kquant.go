@@ -11,7 +11,8 @@ import "math"
 const groupMaxEps = 1e-15
 
 // nearestInt rounds to the nearest integer, ties to even, as GGML's
-// nearest_int (valid for |f| < 2^22, which the callers guarantee).
+// nearest_int (valid for |f| < 2^22, which the callers guarantee). Callers
+// pass products through mul so that no FMA skips their rounding.
 func nearestInt(f float32) int32 {
 	v := f + 12582912
 	return int32(math.Float32bits(v)&0x007fffff) - 0x00400000
@@ -25,7 +26,7 @@ func makeQKX2Quants(nmax int32, x, weights []float32, L, Laux []uint8, rmin, rde
 	n := len(x)
 	minV, maxV := x[0], x[0]
 	sumW := weights[0]
-	sumX := sumW * x[0]
+	sumX := mul(sumW, x[0])
 	for i := 1; i < n; i++ {
 		if x[i] < minV {
 			minV = x[i]
@@ -35,7 +36,7 @@ func makeQKX2Quants(nmax int32, x, weights []float32, L, Laux []uint8, rmin, rde
 		}
 		w := weights[i]
 		sumW += w
-		sumX += float32(w * x[i])
+		sumX += mul(w, x[i])
 	}
 	if minV > 0 {
 		minV = 0
@@ -50,37 +51,35 @@ func makeQKX2Quants(nmax int32, x, weights []float32, L, Laux []uint8, rmin, rde
 	scale = 1 / iscale
 	var bestError float32
 	for i := range n {
-		l := nearestInt(iscale * (x[i] - minV))
+		l := nearestInt(mul(iscale, x[i]-minV))
 		L[i] = uint8(max(0, min(nmax, l)))
-		diff := float32(scale*float32(L[i])) + minV - x[i]
-		diff = diff * diff
-		bestError += float32(weights[i] * diff)
+		diff := mul(scale, float32(L[i])) + minV - x[i]
+		bestError += mul(weights[i], mul(diff, diff))
 	}
 	for is := 0; is <= nstep; is++ {
-		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (maxV - minV)
+		iscale = (rmin + mul(rdelta, float32(is)) + float32(nmax)) / (maxV - minV)
 		var sumL, sumL2, sumXL float32
 		for i := range n {
-			l := max(0, min(nmax, nearestInt(iscale*(x[i]-minV))))
+			l := max(0, min(nmax, nearestInt(mul(iscale, x[i]-minV))))
 			Laux[i] = uint8(l)
 			w := weights[i]
 			fl := float32(l)
-			sumL += float32(w * fl)
-			sumL2 += float32(float32(w*fl) * fl)
-			sumXL += float32(float32(w*fl) * x[i])
+			sumL += mul(w, fl)
+			sumL2 += mul(mul(w, fl), fl)
+			sumXL += mul(mul(w, fl), x[i])
 		}
-		D := float32(sumW*sumL2) - float32(sumL*sumL)
+		D := mul(sumW, sumL2) - mul(sumL, sumL)
 		if D > 0 {
-			thisScale := (float32(sumW*sumXL) - float32(sumX*sumL)) / D
-			thisMin := (float32(sumL2*sumX) - float32(sumL*sumXL)) / D
+			thisScale := (mul(sumW, sumXL) - mul(sumX, sumL)) / D
+			thisMin := (mul(sumL2, sumX) - mul(sumL, sumXL)) / D
 			if thisMin > 0 {
 				thisMin = 0
 				thisScale = sumXL / sumL2
 			}
 			var curError float32
 			for i := range n {
-				diff := float32(thisScale*float32(Laux[i])) + thisMin - x[i]
-				diff = diff * diff
-				curError += float32(weights[i] * diff)
+				diff := mul(thisScale, float32(Laux[i])) + thisMin - x[i]
+				curError += mul(weights[i], mul(diff, diff))
 			}
 			if curError < bestError {
 				copy(L[:n], Laux[:n])
@@ -108,7 +107,7 @@ func QuantizeBlockQ4_K(x *[256]float32, b *[144]byte) {
 		xs := x[32*j : 32*j+32]
 		var sumX2 float32
 		for _, v := range xs {
-			sumX2 += float32(v * v)
+			sumX2 += mul(v, v)
 		}
 		avX := float32(math.Sqrt(float64(sumX2 / 32)))
 		for l, v := range xs {
@@ -132,8 +131,8 @@ func QuantizeBlockQ4_K(x *[256]float32, b *[144]byte) {
 	sc := (*[12]byte)(b[4:16])
 	*sc = [12]byte{}
 	for j := range 8 {
-		ls := min(63, uint8(nearestInt(invScale*scales[j])))
-		lm := min(63, uint8(nearestInt(invMin*mins[j])))
+		ls := min(63, uint8(nearestInt(mul(invScale, scales[j]))))
+		lm := min(63, uint8(nearestInt(mul(invMin, mins[j]))))
 		if j < 4 {
 			sc[j] = ls
 			sc[j+4] = lm
@@ -152,7 +151,7 @@ func QuantizeBlockQ4_K(x *[256]float32, b *[144]byte) {
 		if dj == 0 {
 			continue
 		}
-		dm := dmin * float32(m)
+		dm := mul(dmin, float32(m))
 		for ii := range 32 {
 			l := nearestInt((x[32*j+ii] + dm) / dj)
 			L[32*j+ii] = uint8(max(0, min(15, l)))
@@ -185,12 +184,12 @@ func makeQXQuants(nmax int32, x []float32, L []int8) float32 {
 	iscale := float32(-nmax) / maxV
 	var sumLX, sumL2 float32
 	for i, v := range x {
-		l := max(-nmax, min(nmax-1, nearestInt(iscale*v)))
+		l := max(-nmax, min(nmax-1, nearestInt(mul(iscale, v))))
 		L[i] = int8(l + nmax)
-		w := float32(v * v)
+		w := mul(v, v)
 		fl := float32(l)
-		sumLX += float32(float32(w*v) * fl)
-		sumL2 += float32(float32(w*fl) * fl)
+		sumLX += mul(mul(w, v), fl)
+		sumL2 += mul(mul(w, fl), fl)
 	}
 	var scale float32
 	if sumL2 != 0 {
@@ -201,18 +200,18 @@ func makeQXQuants(nmax int32, x []float32, L []int8) float32 {
 		if is == 0 {
 			continue
 		}
-		iscale = -(float32(nmax) + float32(0.1*float32(is))) / maxV
+		iscale = -(float32(nmax) + mul(0.1, float32(is))) / maxV
 		sumLX, sumL2 = 0, 0
 		for _, v := range x {
-			l := max(-nmax, min(nmax-1, nearestInt(iscale*v)))
-			w := float32(v * v)
+			l := max(-nmax, min(nmax-1, nearestInt(mul(iscale, v))))
+			w := mul(v, v)
 			fl := float32(l)
-			sumLX += float32(float32(w*v) * fl)
-			sumL2 += float32(float32(w*fl) * fl)
+			sumLX += mul(mul(w, v), fl)
+			sumL2 += mul(mul(w, fl), fl)
 		}
-		if sumL2 > 0 && float32(sumLX*sumLX) > float32(best*sumL2) {
+		if sumL2 > 0 && mul(sumLX, sumLX) > mul(best, sumL2) {
 			for i, v := range x {
-				l := max(-nmax, min(nmax-1, nearestInt(iscale*v)))
+				l := max(-nmax, min(nmax-1, nearestInt(mul(iscale, v))))
 				L[i] = int8(nmax + l)
 			}
 			scale = sumLX / sumL2
@@ -245,7 +244,7 @@ func QuantizeBlockQ6_K(x *[256]float32, b *[210]byte) {
 	putHalf(b[208:], 1/iscale)
 	sc := b[192:208]
 	for ib := range 16 {
-		sc[ib] = byte(int8(min(127, nearestInt(iscale*scales[ib]))))
+		sc[ib] = byte(int8(min(127, nearestInt(mul(iscale, scales[ib])))))
 	}
 	d := halfAt(b[208:])
 	for j := range 16 {

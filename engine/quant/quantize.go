@@ -138,10 +138,10 @@ func QuantizeBlockQ4_0(x *[32]float32, b *[18]byte) {
 	}
 	putHalf(b[0:], d)
 	for j := range 16 {
-		x0 := float32(x[j] * id)
-		x1 := float32(x[j+16] * id)
-		q0 := min(15, uint8(int8(float32(x0+8.5))))
-		q1 := min(15, uint8(int8(float32(x1+8.5))))
+		x0 := mul(x[j], id)
+		x1 := mul(x[j+16], id)
+		q0 := min(15, uint8(int8(x0+8.5)))
+		q1 := min(15, uint8(int8(x1+8.5)))
 		b[2+j] = q0 | q1<<4
 	}
 }
@@ -157,15 +157,23 @@ func QuantizeBlockQ5_0(x *[32]float32, b *[22]byte) {
 	putHalf(b[0:], d)
 	var qh uint32
 	for j := range 16 {
-		x0 := float32(x[j] * id)
-		x1 := float32(x[j+16] * id)
-		q0 := min(31, uint8(int8(float32(x0+16.5))))
-		q1 := min(31, uint8(int8(float32(x1+16.5))))
+		x0 := mul(x[j], id)
+		x1 := mul(x[j+16], id)
+		q0 := min(31, uint8(int8(x0+16.5)))
+		q1 := min(31, uint8(int8(x1+16.5)))
 		b[6+j] = q0&0x0f | (q1&0x0f)<<4
 		qh |= uint32(q0>>4&1) << j
 		qh |= uint32(q1>>4&1) << (j + 16)
 	}
 	b[2], b[3], b[4], b[5] = byte(qh), byte(qh>>8), byte(qh>>16), byte(qh>>24)
 }
+
+// mul returns a*b rounded to float32 on its own. Go may fuse a float32
+// multiply and a following add into one FMA (it does on arm64 and
+// amd64/v3, even through a float32() conversion); GGML's reference rounds
+// the product first. The product of two float32 values is exact in
+// float64, so converting it back rounds exactly once, and the conversion
+// cannot be fused.
+func mul(a, b float32) float32 { return float32(float64(a) * float64(b)) }
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }

@@ -153,7 +153,7 @@ func title(s string) string {
 // It is computed as 0.5·log2(fanIn) − log2(gain), which is exact when both
 // are powers of two (so ties are exact ties, as in the reference).
 func HalfWidthExp(gain float64, fanIn int) int {
-	return int(math.RoundToEven(0.5*math.Log2(float64(fanIn)) - math.Log2(gain)))
+	return int(math.RoundToEven(float64(0.5*math.Log2(float64(fanIn))) - math.Log2(gain)))
 }
 
 // TensorKind distinguishes weight matrices from norm vectors.
@@ -272,7 +272,7 @@ func (c Config) RopeFactors() (short, long []float32) {
 		out := make([]float32, c.RotaryDim()/2)
 		for i := range out {
 			u := float64(int64(splitmix(s0, i))+1<<23) / (1 << 24)
-			out[i] = float32(math.RoundToEven((1+span*u)*1024) / 1024)
+			out[i] = float32(math.RoundToEven((1+float64(span*u))*1024) / 1024)
 		}
 		return out
 	}
