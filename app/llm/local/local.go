@@ -321,14 +321,24 @@ type Loader struct {
 	Catalog func(ctx context.Context) ([]llm.Info, error)
 	// Options apply to every model opened.
 	Options Options
+	// Demo adds the embedded demo model, listed last (so it is the
+	// default only when nothing else is found).
+	Demo bool
 }
 
 // List implements llm.Loader.
 func (l *Loader) List(ctx context.Context) ([]llm.Info, error) {
-	if l.Catalog == nil {
-		return nil, nil
+	var list []llm.Info
+	if l.Catalog != nil {
+		var err error
+		if list, err = l.Catalog(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return l.Catalog(ctx)
+	if l.Demo {
+		list = append(list, DemoInfo())
+	}
+	return list, nil
 }
 
 // Load implements llm.Loader: name is a catalogue name or a path.
@@ -339,6 +349,9 @@ func (l *Loader) Load(ctx context.Context, name string) (llm.Model, error) {
 	}
 	for i, info := range list {
 		if info.Name == name || (name == "" && i == 0) {
+			if info.Source == "demo" {
+				return OpenDemo(ctx, l.Options)
+			}
 			return Open(ctx, info, l.Options)
 		}
 	}
