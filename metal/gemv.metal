@@ -1,7 +1,9 @@
 // Matrix-vector products for decode: dst[t][r] = dot(W[r], x[t]) with W in
 // F32, F16 or a GGML block format, dequantised on the fly (fused).
 // Threadgroup: 64 threads = 2 simdgroups; each simdgroup owns ROWS rows, its
-// lanes stride over the blocks of those rows, and simd_sum combines them.
+// lanes stride over the 32-value sub-blocks of those rows (a K-quant
+// super-block of 256 is split over 8 lanes, so a 5120-wide row keeps all
+// 32 lanes busy), and simd_sum combines them.
 // Grid: (ceil(n / (2*ROWS)), n_tok) threadgroups.
 #include <metal_stdlib>
 #include "args.h"
@@ -11,24 +13,24 @@ using namespace metal;
 #define ROWS 4
 
 struct FmtQ8_0 {
-    enum { QK = QK8_0, BYTES = BYTES_Q8_0 };
-    static float dot(device const uchar* p, device const float* x) { return dot_q8_0(p, x); }
+    enum { QK = QK8_0, BYTES = BYTES_Q8_0, SUBS = 1 };
+    static float dot(device const uchar* p, uint, device const float* x) { return dot_q8_0(p, x); }
 };
 struct FmtQ4_0 {
-    enum { QK = QK4_0, BYTES = BYTES_Q4_0 };
-    static float dot(device const uchar* p, device const float* x) { return dot_q4_0(p, x); }
+    enum { QK = QK4_0, BYTES = BYTES_Q4_0, SUBS = 1 };
+    static float dot(device const uchar* p, uint, device const float* x) { return dot_q4_0(p, x); }
 };
 struct FmtQ5_0 {
-    enum { QK = QK5_0, BYTES = BYTES_Q5_0 };
-    static float dot(device const uchar* p, device const float* x) { return dot_q5_0(p, x); }
+    enum { QK = QK5_0, BYTES = BYTES_Q5_0, SUBS = 1 };
+    static float dot(device const uchar* p, uint, device const float* x) { return dot_q5_0(p, x); }
 };
 struct FmtQ4_K {
-    enum { QK = QK_K, BYTES = BYTES_Q4_K };
-    static float dot(device const uchar* p, device const float* x) { return dot_q4_k(p, x); }
+    enum { QK = QK_K, BYTES = BYTES_Q4_K, SUBS = 8 };
+    static float dot(device const uchar* p, uint sub, device const float* x) { return dot_q4_k_sub(p, sub, x); }
 };
 struct FmtQ6_K {
-    enum { QK = QK_K, BYTES = BYTES_Q6_K };
-    static float dot(device const uchar* p, device const float* x) { return dot_q6_k(p, x); }
+    enum { QK = QK_K, BYTES = BYTES_Q6_K, SUBS = 8 };
+    static float dot(device const uchar* p, uint sub, device const float* x) { return dot_q6_k_sub(p, sub, x); }
 };
 
 inline void gemv_store(device float* dst, constant GemvArgs& a, uint t, uint row, float s) {
@@ -42,13 +44,16 @@ inline void gemv_blocks(device const uchar* w, device const float* x, device flo
     uint row0 = (tg.x * 2 + sg) * ROWS;
     uint t = tg.y;
     device const float* xt = x + t * a.x_stride;
-    uint nb = a.k / uint(F::QK);
+    uint nsub = a.k / 32; // sub-blocks of 32 values per row
     float sum[ROWS];
     for (uint r = 0; r < ROWS; r++) {
         sum[r] = 0.0f;
         if (row0 + r >= a.n) continue;
         device const uchar* wr = w + ulong(row0 + r) * a.row_bytes;
-        for (uint b = lane; b < nb; b += 32) sum[r] += F::dot(wr + b * uint(F::BYTES), xt + b * uint(F::QK));
+        for (uint s = lane; s < nsub; s += 32) {
+            uint b = s / uint(F::SUBS), sub = s % uint(F::SUBS);
+            sum[r] += F::dot(wr + b * uint(F::BYTES), sub, xt + s * 32);
+        }
     }
     for (uint r = 0; r < ROWS; r++) {
         float s = simd_sum(sum[r]);

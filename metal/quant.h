@@ -104,27 +104,18 @@ inline void q4_k_scale_min(int j, device const uchar* s, thread int& sc, thread 
     }
 }
 
-inline float dot_q4_k(device const uchar* p, device const float* x) {
-    float d = load_half(p);
-    float dmin = load_half(p + 2);
-    device const uchar* sc = p + 4;
-    device const uchar* q = p + 16;
-    float s = 0.0f;
-    for (int j = 0; j < 4; j++) {
-        int s1, m1, s2, m2;
-        q4_k_scale_min(2 * j, sc, s1, m1);
-        q4_k_scale_min(2 * j + 1, sc, s2, m2);
-        float lo = 0.0f, hi = 0.0f, xlo = 0.0f, xhi = 0.0f;
-        for (int l = 0; l < 32; l++) {
-            float a = x[64 * j + l], b = x[64 * j + 32 + l];
-            lo += float(q[32 * j + l] & 15) * a;
-            hi += float(q[32 * j + l] >> 4) * b;
-            xlo += a;
-            xhi += b;
-        }
-        s += d * (float(s1) * lo + float(s2) * hi) - dmin * (float(m1) * xlo + float(m2) * xhi);
+// Sub-block j (32 values, 0..7) of a Q4_K block against x[0..32).
+inline float dot_q4_k_sub(device const uchar* p, uint j, device const float* x) {
+    int sc, m;
+    q4_k_scale_min(int(j), p + 4, sc, m);
+    device const uchar* q = p + 16 + 32 * (j / 2);
+    uint shift = (j % 2) * 4;
+    float s = 0.0f, sx = 0.0f;
+    for (int l = 0; l < 32; l++) {
+        s += float((q[l] >> shift) & 15u) * x[l];
+        sx += x[l];
     }
-    return s;
+    return load_half(p) * float(sc) * s - load_half(p + 2) * float(m) * sx;
 }
 
 inline void deq_q4_k(device const uchar* p, device float* y) {
@@ -157,11 +148,24 @@ inline float q6_k_value(device const uchar* p, int i) {
     return float(sc[l / 16 + 2 * quarter]) * float(q);
 }
 
-inline float dot_q6_k(device const uchar* p, device const float* x) {
-    float d = load_half(p + 208);
-    float s = 0.0f;
-    for (int i = 0; i < 256; i++) s += q6_k_value(p, i) * x[i];
-    return d * s;
+// Sub-block c (32 values, 0..7) of a Q6_K block against x[0..32): one
+// quarter of one 128-value half, all under two 16-value scales.
+inline float dot_q6_k_sub(device const uchar* p, uint c, device const float* x) {
+    uint h = c / 4, quarter = c % 4;
+    device const uchar* ql = p + 64 * h + ((quarter & 1u) ? 32u : 0u);
+    device const uchar* qh = p + 128 + 32 * h;
+    device const char* sc = (device const char*)(p + 192) + 8 * h + 2 * quarter;
+    uint shift = quarter >= 2 ? 4u : 0u;
+    float s0 = 0.0f, s1 = 0.0f;
+    for (int l = 0; l < 16; l++) {
+        int q = int(((ql[l] >> shift) & 15u) | (((uint(qh[l]) >> (2 * quarter)) & 3u) << 4)) - 32;
+        s0 += float(q) * x[l];
+    }
+    for (int l = 16; l < 32; l++) {
+        int q = int(((ql[l] >> shift) & 15u) | (((uint(qh[l]) >> (2 * quarter)) & 3u) << 4)) - 32;
+        s1 += float(q) * x[l];
+    }
+    return load_half(p + 208) * (float(sc[0]) * s0 + float(sc[1]) * s1);
 }
 
 inline void deq_q6_k(device const uchar* p, device float* y) {
