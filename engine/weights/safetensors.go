@@ -224,6 +224,14 @@ func parseSafetensors(data []byte) ([]*Tensor, map[string]string, error) {
 		}
 		return tensors[i].Name < tensors[j].Name
 	})
+	var end uint64
+	for i, t := range tensors {
+		b := begins[t]
+		if i > 0 && b < end {
+			return nil, nil, fmt.Errorf("tensor %q overlaps tensor %q", t.Name, tensors[i-1].Name)
+		}
+		end = b + uint64(len(t.Data))
+	}
 	return tensors, meta, nil
 }
 

@@ -218,6 +218,7 @@ func TestSafetensorsBadInput(t *testing.T) {
 		{"negative dim", stFile(`{"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`, 8), "negative"},
 		{"overflow", stFile(`{"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}}`, 8), "overflows"},
 		{"metadata", stFile(`{"__metadata__":{"a":1}}`, 0), "__metadata__"},
+		{"overlap", stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, 8), `"b" overlaps tensor "a"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
