@@ -360,7 +360,7 @@ func (l *Loader) Load(ctx context.Context, name string) (llm.Model, error) {
 	}
 	info, err := PathInfo(name)
 	if err != nil {
-		return nil, fmt.Errorf("load %q: %w", name, err)
+		return nil, fmt.Errorf("%w: %q is neither a listed model nor a model file or folder (see `phi4mac models`)", llm.ErrUnknownModel, name)
 	}
 	return Open(ctx, info, l.Options)
 }
