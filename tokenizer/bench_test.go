@@ -1,11 +1,14 @@
 package tokenizer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,6 +168,44 @@ func unitName(s string) string {
 	return string(data)
 }
 
+// TestBenchCorpusIDs checks the ids of the whole 10 MB benchmark corpus
+// against official tiktoken (npm tiktoken@1.0.22 encode_ordinary on each
+// document): sha256 of each document's ids joined by "," and "\n"-terminated.
+// The benchmark measures exact tokenization, not an approximation.
+func TestBenchCorpusIDs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes 10 MB twice")
+	}
+	docs, _ := corpus(t)
+	for _, c := range []struct {
+		name, path string
+		ntok       int
+		sha        string
+	}{
+		{"cl100k", testrefs.Path(t, "models", "tiny", "hf", "tokenizer.json"), 3676634, "284e801d4c376b7740c290e70e528248cd85a6c119fd89e4366aff6ba33d7625"},
+		{"o200k", testrefs.Path(t, "tokenizer", "phi4mini"), 3617725, "37cba5483cc29a25022743a3a6934cc0cdb918caacae29d92250557e9a5a5afe"},
+	} {
+		tok := mustLoad(t, c.path)
+		h := sha256.New()
+		n := 0
+		var buf []byte
+		for _, ids := range tok.EncodeBatch(docs, EncodeOptions{}) {
+			buf = buf[:0]
+			for i, id := range ids {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = strconv.AppendInt(buf, int64(id), 10)
+			}
+			h.Write(append(buf, '\n'))
+			n += len(ids)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != c.sha || n != c.ntok {
+			t.Errorf("%s: %d ids, sha256 %s; tiktoken gives %d ids, %s", c.name, n, got, c.ntok, c.sha)
+		}
+	}
+}
+
 // TestBenchCorpus checks the corpus is deterministic and round-trips.
 func TestBenchCorpus(t *testing.T) {
 	a := benchCorpus(t, 1<<20)
@@ -180,5 +221,22 @@ func TestBenchCorpus(t *testing.T) {
 	batch := tok.EncodeBatch(a, EncodeOptions{})
 	for i, doc := range a {
 		checkIDs(t, "batch", batch[i], tok.Encode(doc, EncodeOptions{}))
+	}
+}
+
+// BenchmarkPretokenize measures the pre-tokenizer scanners alone.
+func BenchmarkPretokenize(b *testing.B) {
+	_, text := corpus(b)
+	for _, p := range []Pattern{PatternCL100K, PatternO200K} {
+		b.Run(p.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			n := 0
+			for b.Loop() {
+				for i := 0; i < len(text); n++ {
+					i = p.nextPiece(text, i)
+				}
+			}
+			_ = n
+		})
 	}
 }

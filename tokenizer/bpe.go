@@ -96,16 +96,27 @@ const inlineKey = 16
 
 // load8 reads up to 8 bytes of s little-endian.
 func load8(s string) uint64 {
-	if len(s) >= 8 {
-		_ = s[7]
-		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	switch len(s) {
+	case 0:
+		return 0
+	case 1:
+		return uint64(s[0])
+	case 2:
+		return uint64(s[0]) | uint64(s[1])<<8
+	case 3:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16
+	case 4:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
+	case 5:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 | uint64(s[4])<<32
+	case 6:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 | uint64(s[4])<<32 | uint64(s[5])<<40
+	case 7:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 | uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48
 	}
-	var k uint64
-	for i := 0; i < len(s); i++ {
-		k |= uint64(s[i]) << (8 * i)
-	}
-	return k
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 func splitKey(s string) (k1, k2 uint64) {

@@ -84,11 +84,16 @@ const (
 // bytes. Past the end it returns (0, 0). An invalid UTF-8 byte counts as one
 // code point of class 0 (like a symbol), so every byte is always covered.
 func classAt(s string, i int) (class, int) {
+	if i < len(s) && s[i] < utf8.RuneSelf {
+		return uniclass.OfASCII(s[i]), 1
+	}
+	return classAtSlow(s, i)
+}
+
+// classAtSlow is classAt for non-ASCII code points and the end of s.
+func classAtSlow(s string, i int) (class, int) {
 	if i >= len(s) {
 		return 0, 0
-	}
-	if c := s[i]; c < utf8.RuneSelf {
-		return uniclass.OfASCII(c), 1
 	}
 	r, n := utf8.DecodeRuneInString(s[i:])
 	if r == utf8.RuneError && n == 1 {
@@ -101,7 +106,14 @@ func classAt(s string, i int) (class, int) {
 // bit of mask.
 func runEnd(s string, i int, mask class) int {
 	for i < len(s) {
-		c, n := classAt(s, i)
+		if b := s[i]; b < utf8.RuneSelf {
+			if uniclass.OfASCII(b)&mask == 0 {
+				break
+			}
+			i++
+			continue
+		}
+		c, n := classAtSlow(s, i)
 		if c&mask == 0 {
 			break
 		}
@@ -143,6 +155,9 @@ func isPrefix(s string, i int, c class) bool {
 // nextPiece returns the end of the pre-token that starts at i < len(s).
 // Some alternative always matches, so pieces tile the text.
 func (p Pattern) nextPiece(s string, i int) int {
+	if e, ok := p.asciiWord(s, i); ok {
+		return e
+	}
 	c0, n0 := classAt(s, i)
 	switch p {
 	case PatternCL100K:
@@ -236,6 +251,53 @@ func (p Pattern) nextPiece(s string, i int) int {
 	default:
 		return last
 	}
+}
+
+func isASCIILetter(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
+
+// asciiWord is a fast path for the commonest pieces: a run of ASCII letters,
+// optionally after one ASCII prefix character such as a space, ending before
+// an ASCII character. It reports false when the general path must decide
+// (a non-ASCII code point at the edge, or no letter).
+func (p Pattern) asciiWord(s string, i int) (int, bool) {
+	c := s[i]
+	if c >= utf8.RuneSelf {
+		return 0, false
+	}
+	j := i
+	if !isASCIILetter(c) {
+		// [^\r\n\p{L}\p{N}] prefix; an apostrophe may start a contraction.
+		if c == '\r' || c == '\n' || c == '\'' || (c >= '0' && c <= '9') ||
+			i+1 >= len(s) || !isASCIILetter(s[i+1]) {
+			return 0, false
+		}
+		j = i + 1
+	}
+	switch p {
+	case PatternCL100K:
+		e := j + 1
+		for e < len(s) && isASCIILetter(s[e]) {
+			e++
+		}
+		if e < len(s) && s[e] >= utf8.RuneSelf {
+			return 0, false
+		}
+		return e, true
+	case PatternO200K:
+		// [A]*[B]+ with A = upper and B = lower case, else [A]+[B]*.
+		e := j
+		for e < len(s) && s[e] >= 'A' && s[e] <= 'Z' {
+			e++
+		}
+		for e < len(s) && s[e] >= 'a' && s[e] <= 'z' {
+			e++
+		}
+		if e < len(s) && s[e] >= utf8.RuneSelf {
+			return 0, false
+		}
+		return e + contraction(s, e), true
+	}
+	return 0, false
 }
 
 // o200kLower matches [A]*[B]+(?i:contraction)? at s[i:] where A is
