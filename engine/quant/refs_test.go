@@ -245,3 +245,24 @@ func ExampleDequantize() {
 	fmt.Println(out[:3])
 	// Output: [0 0.5 -1]
 }
+
+func BenchmarkQuantize(b *testing.B) {
+	const n = 1 << 18
+	src := make([]float32, n)
+	for i := range src {
+		src[i] = float32(math.Sin(float64(i))) * 0.05
+	}
+	for _, typ := range []quant.Type{quant.F16, quant.BF16, quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.Q4_K, quant.Q6_K} {
+		b.Run(typ.String(), func(b *testing.B) {
+			size, _ := typ.RowBytes(n)
+			dst := make([]byte, size)
+			b.SetBytes(4 * n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := quant.Quantize(typ, src, dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
 	"github.com/phi4mac/phi4mac/engine/weights"
@@ -49,18 +51,34 @@ func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
 		return nil, fmt.Errorf("tensor %s: no encoder for %s", t.GGUFName, typ)
 	}
 	out := make([]byte, n/row*rowBytes)
-	rows := max(1, chunkElems/row)
-	bits := make([]uint16, min(n, rows*row))
-	f32 := make([]float32, len(bits))
-	for r := 0; r < n/row; r += rows {
-		m := min(rows, n/row-r)
-		GenerateBF16(c.Seed, t, r*row, bits[:m*row])
-		for j, h := range bits[:m*row] {
-			f32[j] = math.Float32frombits(uint32(h) << 16)
-		}
-		if err := quant.Quantize(typ, f32[:m*row], out[r*rowBytes:(r+m)*rowBytes]); err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", t.GGUFName, err)
-		}
+	nrows := n / row
+	chunk := max(1, (1<<18)/row)
+	// Workers take chunks of rows in turn and fill their part of out.
+	workers := min(runtime.GOMAXPROCS(0), (nrows+chunk-1)/chunk)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bits := make([]uint16, chunk*row)
+			f32 := make([]float32, chunk*row)
+			for r := k * chunk; r < nrows; r += workers * chunk {
+				m := min(chunk, nrows-r)
+				GenerateBF16(c.Seed, t, r*row, bits[:m*row])
+				for j, h := range bits[:m*row] {
+					f32[j] = math.Float32frombits(uint32(h) << 16)
+				}
+				if err := quant.Quantize(typ, f32[:m*row], out[r*rowBytes:(r+m)*rowBytes]); err != nil {
+					errs[k] = fmt.Errorf("tensor %s: %w", t.GGUFName, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

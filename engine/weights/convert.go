@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
 )
@@ -158,19 +160,48 @@ func recode(t *Tensor, to quant.Type, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	chunk := max(1, (1<<20)/max(row, 1))
-	f32 := make([]float32, chunk*row)
-	out := make([]byte, chunk*outRow)
-	for r := 0; r < rows; r += chunk {
-		m := min(chunk, rows-r)
-		if err := quant.Dequantize(t.Type, t.Data[r*inRow:(r+m)*inRow], f32[:m*row]); err != nil {
-			return err
+	// Rounds of up to `workers` chunks are converted in parallel and
+	// written in order.
+	workers := runtime.GOMAXPROCS(0)
+	chunk := max(1, (1<<18)/max(row, 1))
+	type buf struct {
+		f32 []float32
+		out []byte
+		n   int
+		err error
+	}
+	bufs := make([]buf, workers)
+	for k := range bufs {
+		bufs[k] = buf{f32: make([]float32, chunk*row), out: make([]byte, chunk*outRow)}
+	}
+	for r := 0; r < rows; r += chunk * workers {
+		var wg sync.WaitGroup
+		for k := range bufs {
+			start := r + k*chunk
+			b := &bufs[k]
+			b.n, b.err = 0, nil
+			if start >= rows {
+				continue
+			}
+			m := min(chunk, rows-start)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if b.err = quant.Dequantize(t.Type, t.Data[start*inRow:(start+m)*inRow], b.f32[:m*row]); b.err != nil {
+					return
+				}
+				b.err = quant.Quantize(to, b.f32[:m*row], b.out[:m*outRow])
+				b.n = m * outRow
+			}()
 		}
-		if err := quant.Quantize(to, f32[:m*row], out[:m*outRow]); err != nil {
-			return err
-		}
-		if _, err := w.Write(out[:m*outRow]); err != nil {
-			return err
+		wg.Wait()
+		for k := range bufs {
+			if bufs[k].err != nil {
+				return bufs[k].err
+			}
+			if _, err := w.Write(bufs[k].out[:bufs[k].n]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
