@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -98,28 +100,38 @@ func hfTokenizerKVs(dir string, vocabSize int, pre string) ([]KV, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cfg map[string]any
+	if _, err := readJSON(filepath.Join(dir, "tokenizer_config.json"), &cfg); err != nil {
+		return nil, err
+	}
 	added := tj.AddedTokens
 	if !haveTJ {
+		// Without tokenizer.json, added tokens come from tokenizer_config's
+		// added_tokens_decoder (with their flags) and added_tokens.json.
+		seen := map[int]bool{}
+		if dec, ok := cfg["added_tokens_decoder"].(map[string]any); ok {
+			for idText, v := range dec {
+				e, _ := v.(map[string]any)
+				content, _ := e["content"].(string)
+				id, err := strconv.Atoi(idText)
+				if err != nil || content == "" || id < 0 {
+					return nil, fmt.Errorf("tokenizer_config.json: bad added_tokens_decoder entry %q", idText)
+				}
+				special, _ := e["special"].(bool)
+				added = append(added, hfAddedToken{ID: id, Content: content, Special: special})
+				seen[id] = true
+			}
+		}
 		var at map[string]int
 		if _, err := readJSON(filepath.Join(dir, "added_tokens.json"), &at); err != nil {
 			return nil, err
 		}
 		for text, id := range at {
-			added = append(added, hfAddedToken{ID: id, Content: text, Special: true})
-		}
-	}
-	var cfg map[string]any
-	if _, err := readJSON(filepath.Join(dir, "tokenizer_config.json"), &cfg); err != nil {
-		return nil, err
-	}
-	// tokenizer_config.json's added_tokens_decoder carries the special flags
-	// when tokenizer.json is absent.
-	if dec, ok := cfg["added_tokens_decoder"].(map[string]any); ok && !haveTJ {
-		for i := range added {
-			if e, ok := dec[fmt.Sprint(added[i].ID)].(map[string]any); ok {
-				added[i].Special, _ = e["special"].(bool)
+			if !seen[id] {
+				added = append(added, hfAddedToken{ID: id, Content: text})
 			}
 		}
+		sort.Slice(added, func(i, j int) bool { return added[i].ID < added[j].ID })
 	}
 	var modelCfg map[string]any
 	if _, err := readJSON(filepath.Join(dir, "config.json"), &modelCfg); err != nil {

@@ -55,3 +55,45 @@ func TestHFTokenizerKVsMatchConverter(t *testing.T) {
 		}
 	}
 }
+
+// TestHFTokenizerKVsPhi4Mini converts phi-4-mini's real tokenizer files
+// (vocab.json, merges.txt, added_tokens.json, tokenizer_config.json; no
+// tokenizer.json) and checks the facts the refs README lists.
+func TestHFTokenizerKVsPhi4Mini(t *testing.T) {
+	kvs, err := HFTokenizerKVs(testrefs.Path(t, "tokenizer/phi4mini"), 0, "gpt-4o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]Value{}
+	for _, kv := range kvs {
+		m[kv.Key] = kv.Value
+	}
+	tokens, _ := m["tokenizer.ggml.tokens"].V.([]string)
+	types, _ := m["tokenizer.ggml.token_type"].V.([]int32)
+	if len(tokens) != 200064 || len(types) != 200064 {
+		t.Fatalf("%d tokens, %d types; want 200064", len(tokens), len(types))
+	}
+	for _, tc := range []struct {
+		id   int
+		text string
+		typ  int32
+	}{
+		{0, "!", TokenNormal}, {199999, "<|endoftext|>", TokenControl}, {200020, "<|end|>", TokenControl},
+		{200019, "<|assistant|>", TokenControl}, {200029, "[PAD200029]", TokenUnused}, {200063, "[PAD200063]", TokenUnused},
+	} {
+		if tokens[tc.id] != tc.text || types[tc.id] != tc.typ {
+			t.Errorf("token %d = %q type %d, want %q type %d", tc.id, tokens[tc.id], types[tc.id], tc.text, tc.typ)
+		}
+	}
+	for key, want := range map[string]uint32{"tokenizer.ggml.bos_token_id": 199999, "tokenizer.ggml.eos_token_id": 199999, "tokenizer.ggml.padding_token_id": 199999} {
+		if got, _ := m[key].V.(uint32); got != want {
+			t.Errorf("%s = %d, want %d", key, got, want)
+		}
+	}
+	if merges := m["tokenizer.ggml.merges"].Len(); merges < 199000 {
+		t.Errorf("%d merges", merges)
+	}
+	if tmpl, _ := m["tokenizer.chat_template"].V.(string); tmpl == "" {
+		t.Error("no chat template")
+	}
+}
