@@ -90,37 +90,59 @@ func topDiff(ours []float32, st refStep) (float64, float64) {
 	return m, math.Abs(mx + math.Log(s) - st.LSE)
 }
 
+// Which cases and prompts run: -short runs the "short" level, a plain
+// `go test` adds "default" (every weight format, both LongRoPE factor
+// sets, KV F16 and F32: about a minute), and PHI4MAC_EMU_FULL=1 runs
+// every case on every prompt (several minutes).
+const (
+	short = iota
+	normal
+	full
+)
+
 type refCase struct {
 	name, model, ref string
 	kv               engine.KVType
 	ctx              int
 	tol              float64
-	short            bool     // part of the -short set
-	prompts          []string // only these prompts (all when empty)
+	level            int      // short, normal or full
+	prompts          []string // below the full level, only these prompts (all when empty)
 	steps            int      // teacher-forced greedy steps to check (all when 0); no free generation then
 }
 
 func TestReferenceLogitsEmulated(t *testing.T) {
+	few := []string{"short", "random16"}
+	miniFew := []string{"chat", "random16"}
 	cases := []refCase{
-		{"micro-F16", "micro/phi3-random-micro-F16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, true, nil, 0},
-		{"micro-F16-kvf16", "micro/phi3-random-micro-F16.gguf", "micro/f16", engine.KVF16, 512, 3e-2, false, nil, 0},
-		{"micro-BF16", "micro/phi3-random-micro-BF16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, false, nil, 0},
-		{"micro-Q8_0", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0-deq-f32", engine.KVF32, 512, 1e-4, false, nil, 0},
-		{"micro-Q8_0-kvf16", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0", engine.KVF16, 512, 0.2, false, nil, 0},
-		{"micro-Q4_0", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0-deq-f32", engine.KVF32, 512, 1e-4, true, nil, 0},
-		{"micro-Q4_0-kvf16", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0", engine.KVF16, 512, 0.2, false, nil, 0},
-		{"micro-Q4_K_M-kvf16", "micro/phi3-random-micro-Q4_K_M.gguf", "micro/q4_k_m", engine.KVF16, 512, 0.4, true, nil, 0},
-		{"micromini-F16-ctx256", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f32-kvf32-ctx256", engine.KVF32, 256, 5e-4, true, nil, 0},
-		{"micromini-F16-ctx4096-kvf16", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f16-ctx4096", engine.KVF16, 4096, 5e-2, false, nil, 0},
-		{"micromini-Q8_0-ctx256-kvf16", "micromini/phi4mini-random-micromini-Q8_0.gguf", "micromini/q8_0-ctx256", engine.KVF16, 256, 0.7, true, nil, 0},
+		{"micro-F16", "micro/phi3-random-micro-F16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, normal, nil, 0},
+		{"micro-F16-kvf16", "micro/phi3-random-micro-F16.gguf", "micro/f16", engine.KVF16, 512, 3e-2, full, nil, 0},
+		{"micro-BF16", "micro/phi3-random-micro-BF16.gguf", "micro/f32-kvf32", engine.KVF32, 512, 1e-4, normal, few, 0},
+		{"micro-Q8_0", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0-deq-f32", engine.KVF32, 512, 1e-4, normal, few, 0},
+		{"micro-Q8_0-kvf16", "micro/phi3-random-micro-Q8_0.gguf", "micro/q8_0", engine.KVF16, 512, 0.2, full, nil, 0},
+		{"micro-Q4_0", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0-deq-f32", engine.KVF32, 512, 1e-4, short, []string{"short"}, 0},
+		{"micro-Q4_0-kvf16", "micro/phi3-random-micro-Q4_0.gguf", "micro/q4_0", engine.KVF16, 512, 0.2, full, nil, 0},
+		{"micro-Q4_K_M-kvf16", "micro/phi3-random-micro-Q4_K_M.gguf", "micro/q4_k_m", engine.KVF16, 512, 0.4, normal, few, 0},
+		{"micromini-F16-ctx256", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f32-kvf32-ctx256", engine.KVF32, 256, 5e-4, normal, miniFew, 0},
+		{"micromini-F16-ctx4096-kvf16", "micromini/phi4mini-random-micromini-F16.gguf", "micromini/f16-ctx4096", engine.KVF16, 4096, 5e-2, normal, miniFew, 0},
+		{"micromini-Q8_0-ctx256-kvf16", "micromini/phi4mini-random-micromini-Q8_0.gguf", "micromini/q8_0-ctx256", engine.KVF16, 256, 0.7, short, []string{"chat"}, 0},
 		// tiny: real Q4_K and Q6_K matrices (micro's "Q4_K_M" holds Q5_0)
-		// and the full 100352-token vocabulary: two prompts, 4 decode steps.
-		{"tiny-Q4_K_M", "tiny/phi3-random-tiny-Q4_K_M.gguf", "tiny/q4_k_m-deq-f32", engine.KVF32, 2048, 1e-4, false, []string{"hello", "bos1"}, 4},
+		// and the full 100352-token vocabulary: one prompt, 2 decode steps.
+		{"tiny-Q4_K_M", "tiny/phi3-random-tiny-Q4_K_M.gguf", "tiny/q4_k_m-deq-f32", engine.KVF32, 2048, 1e-4, normal, []string{"hello"}, 2},
+	}
+	level := normal
+	if testing.Short() {
+		level = short
+	}
+	if os.Getenv("PHI4MAC_EMU_FULL") == "1" {
+		level = full
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if testing.Short() && !c.short {
-				t.Skip("the -short set covers one case per format")
+			if c.level > level {
+				t.Skip("runs with PHI4MAC_EMU_FULL=1 (or without -short)")
+			}
+			if level == full && c.name != "tiny-Q4_K_M" {
+				c.prompts = nil
 			}
 			checkRef(t, c)
 		})
