@@ -117,3 +117,35 @@ func TestShapeMismatch(t *testing.T) {
 func writeFile(path, data string) error {
 	return os.WriteFile(path, []byte(data), 0o644)
 }
+
+// TestWrongFactorSetFails guards the LongRoPE tests against passing by
+// accident: the short factors (ctx 256) must not match the long-factor
+// (ctx 4096) reference beyond position 0.
+func TestWrongFactorSetFails(t *testing.T) {
+	refs := testrefs.Dir(t)
+	m := loadModel(t, filepath.Join(refs, "models/micromini/phi4mini-random-micromini-F32.gguf"), 2)
+	want := readF32(t, filepath.Join(refs, "logits/micromini/f32-kvf32-ctx4096/chat.last.f32"))
+	for _, c := range []struct {
+		ctx   int
+		match bool
+	}{{4096, true}, {256, false}} {
+		s, err := m.NewSession(engine.SessionOptions{Ctx: c.ctx, KV: engine.KVF32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int
+		for _, p := range readRef(t, filepath.Join(refs, "logits/micromini/f32-kvf32-ctx4096")).Prompts {
+			if p.Name == "chat" {
+				ids = p.IDs
+			}
+		}
+		got, err := s.Forward(context.Background(), ids, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if d := maxDiff(got, want); (d < 5e-4) != c.match || (!c.match && d < 1) {
+			t.Errorf("ctx %d vs the long-factor reference: max |Δ| %.3g", c.ctx, d)
+		}
+	}
+}
