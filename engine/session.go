@@ -240,6 +240,7 @@ func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) erro
 	dec := m.newTextDecoder()
 	stopText := newStopMatcher(req.StopStrings)
 	var text strings.Builder
+	var t1 time.Time // when decoding started
 	emit := func(t Token) error {
 		text.WriteString(t.Text)
 		if fn == nil {
@@ -254,6 +255,9 @@ func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) erro
 			}
 		}
 		res.Finish, res.Text = reason, text.String()
+		if !t1.IsZero() {
+			res.DecodeTime = time.Since(t1)
+		}
 		return res, err
 	}
 
@@ -274,14 +278,11 @@ func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) erro
 		return finish(FinishCancelled, err)
 	}
 	res.PrefillTime = time.Since(t0)
-	t1 := time.Now()
-	defer func() { res.DecodeTime = time.Since(t1) }()
+	t1 = time.Now()
 	for {
 		if isStop[next] {
 			res.StopID = next
-			r, err := finish(FinishStop, nil)
-			r.DecodeTime = time.Since(t1)
-			return r, err
+			return finish(FinishStop, nil)
 		}
 		res.Tokens = append(res.Tokens, next)
 		history = append(history, next)

@@ -62,6 +62,9 @@ func TestPrefixReuse(t *testing.T) {
 	if r1.CachedTokens != 0 {
 		t.Errorf("first turn reused %d tokens", r1.CachedTokens)
 	}
+	if r1.PrefillTime <= 0 || r1.DecodeTime <= 0 || r1.PromptTokens != len(once) {
+		t.Errorf("result: prefill %v, decode %v, %d prompt tokens", r1.PrefillTime, r1.DecodeTime, r1.PromptTokens)
+	}
 	// Second turn: the whole conversation so far plus new text.
 	p2 := append(append(append([]int(nil), once...), r1.Tokens...), 317, 269)
 	r2, err := s.Generate(ctx, engine.Request{Prompt: p2, MaxTokens: 10}, nil)
