@@ -360,11 +360,24 @@ func (d *decoder) array(depth int) (Value, error) {
 	}
 	switch elem {
 	case TypeString:
-		a := make([]string, n)
-		for i := range a {
-			if a[i], err = d.str(); err != nil {
+		// Validate the lengths in a first pass, then copy the whole region
+		// into one string and slice it: one allocation instead of one per
+		// token (a vocabulary has 100k-200k strings).
+		start := d.off
+		for i := range n {
+			l, err := d.count("string length", 1)
+			if err != nil {
 				return v, fmt.Errorf("element %d: %w", i, err)
 			}
+			d.off += l
+		}
+		region := string(d.buf[start:d.off])
+		a := make([]string, n)
+		off := 0
+		for i := range a {
+			l := int(binary.LittleEndian.Uint64(d.buf[start+off:]))
+			a[i] = region[off+8 : off+8+l]
+			off += 8 + l
 		}
 		v.V = a
 	default: // TypeArray
