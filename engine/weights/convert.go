@@ -42,8 +42,9 @@ type ConvertOptions struct {
 // same per-tensor types and bit-identical quantized blocks. Hugging Face
 // input is written as llama.cpp's convert_hf_to_gguf.py writes it (phi3.*
 // and tokenizer metadata derived from config.json and the tokenizer files,
-// tensors in name order), with llama-quantize's per-tensor types. Tensors
-// are processed one at a time in row chunks, so memory stays small.
+// tensors in name order) for float formats, and for quantized formats as
+// llama-quantize then writes that converted file. Tensors are processed one
+// at a time in row chunks, so memory stays small.
 func ConvertToGGUF(ctx context.Context, in string, w io.Writer, opts ConvertOptions) error {
 	if opts.Scheme.Name == "" {
 		return errors.New("convert: no weight format given")
@@ -276,7 +277,22 @@ func openHFForConvert(in string, opts ConvertOptions) (Source, []KV, []srcTensor
 	if err != nil {
 		return fail(err)
 	}
-	return st, append(p.Metadata(), tok...), ts, nil
+	meta := append(p.Metadata(), tok...)
+	if opts.Scheme.Base.Quantized() {
+		// As llama-quantize would write it from the converter's file.
+		meta = opts.Scheme.LlamaQuantizeMetadata(meta)
+		infos := make([]TensorInfo, len(ts))
+		byName := map[string]srcTensor{}
+		for i, t := range ts {
+			infos[i] = TensorInfo{Name: t.name, Shape: t.t.Shape}
+			byName[t.name] = t
+		}
+		SortLlamaQuantize(infos)
+		for i, info := range infos {
+			ts[i] = byName[info.Name]
+		}
+	}
+	return st, meta, ts, nil
 }
 
 func f32Bytes(v []float32) []byte {

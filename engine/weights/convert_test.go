@@ -16,7 +16,8 @@ import (
 )
 
 // TestConvertHFReproducesConverter converts the reference HF folders and
-// expects the exact bytes llama.cpp's convert_hf_to_gguf.py wrote.
+// expects the exact bytes llama.cpp's convert_hf_to_gguf.py wrote (float
+// formats) or llama-quantize then wrote from its F16 file (quantized).
 func TestConvertHFReproducesConverter(t *testing.T) {
 	for _, tc := range []struct {
 		hf, name, pre, out string
@@ -27,6 +28,11 @@ func TestConvertHFReproducesConverter(t *testing.T) {
 		{"models/micro/hf/model.safetensors", "Random Phi4 Micro", "", "models/micro/phi3-random-micro-BF16.gguf", "BF16"},
 		{"models/micromini/hf", "Random Phi4Mini Micromini", "gpt-4o", "models/micromini/phi4mini-random-micromini-F32.gguf", "F32"},
 		{"models/micromini/hf", "Random Phi4Mini Micromini", "gpt-4o", "models/micromini/phi4mini-random-micromini-F16.gguf", "F16"},
+		// Quantized: as llama-quantize writes the converter's F16 file.
+		{"models/micro/hf", "Random Phi4 Micro", "", "models/micro/phi3-random-micro-Q8_0.gguf", "Q8_0"},
+		{"models/micro/hf", "Random Phi4 Micro", "", "models/micro/phi3-random-micro-Q4_0.gguf", "Q4_0"},
+		{"models/micro/hf", "Random Phi4 Micro", "", "models/micro/phi3-random-micro-Q4_K_M.gguf", "Q4_K_M"},
+		{"models/micromini/hf", "Random Phi4Mini Micromini", "gpt-4o", "models/micromini/phi4mini-random-micromini-Q8_0.gguf", "Q8_0"},
 	} {
 		var buf bytes.Buffer
 		err := ConvertToGGUF(context.Background(), testrefs.Path(t, tc.hf), &buf, ConvertOptions{Scheme: mustScheme(t, tc.scheme), Name: tc.name, TokenizerPre: tc.pre})
