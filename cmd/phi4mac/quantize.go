@@ -23,11 +23,12 @@ func newQuantizeCmd() *cobra.Command {
 		Short: "Convert a GGUF file or Hugging Face folder to a GGUF with Q8_0, Q4_0, Q4_K_M (or float) weights",
 		Long: `quantize reads a model — a GGUF file, or a Hugging Face Phi3ForCausalLM folder with
 F32/F16/BF16 safetensors (single or sharded) — and writes a GGUF in the chosen weight format.
-1-D tensors (norms, LongRoPE factors) stay F32. It follows llama-quantize without an
-importance matrix exactly: the same per-tensor types (e.g. output.weight Q6_K in q4_0 and
-q4_k_m files) and GGML's reference quantizers, so a GGUF input gives the file llama-quantize
-writes, byte for byte. GGUF metadata is kept; for a Hugging Face folder the phi3 model
-metadata and the tokenizer metadata are written as llama.cpp's converter writes them.`,
+1-D tensors (norms, LongRoPE factors) stay F32. It follows llama.cpp exactly: a GGUF input
+gives the file llama-quantize (without an importance matrix) writes, byte for byte — the same
+per-tensor types (e.g. output.weight Q6_K in q4_0 and q4_k_m files) and GGML's reference
+quantizers; a Hugging Face folder gives what convert_hf_to_gguf.py writes (float formats), or
+what llama-quantize then makes of its F16 file. GGUF metadata is kept; for a Hugging Face
+folder the phi3 model metadata and the tokenizer metadata are derived as the converter does.`,
 		Example: `  phi4mac quantize ~/models/phi-4 phi-4-Q8_0.gguf --type q8_0
   phi4mac quantize phi-4-F16.gguf phi-4-Q4_K_M.gguf --type q4_k_m`,
 		Args: cobra.ExactArgs(2),
