@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -139,13 +140,17 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	}
 }
 
-// BenchmarkEncodeLongLine measures a 16 MB single-line input of one letter
-// repeated: the worst case for merging (one huge piece).
+// BenchmarkEncodeLongLine measures 16 MB single-line inputs of one unit
+// repeated, and a 100 MB line of one letter: the worst cases for merging
+// (one huge piece).
 func BenchmarkEncodeLongLine(b *testing.B) {
 	tok := mustLoad(b, benchSources(b)["cl100k"])
-	for _, unit := range []string{"a", " ", "1", "日本"} {
-		text := strings.Repeat(unit, (16<<20)/len(unit))
-		b.Run(strings.TrimSpace(unitName(unit)), func(b *testing.B) {
+	for _, c := range []struct {
+		unit string
+		size int
+	}{{"a", 16 << 20}, {" ", 16 << 20}, {"1", 16 << 20}, {"日本", 16 << 20}, {"a", 100 << 20}} {
+		text := strings.Repeat(c.unit, c.size/len(c.unit))
+		b.Run(fmt.Sprintf("%s-%dMB", unitName(c.unit), c.size>>20), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			for b.Loop() {
 				tok.Encode(text, EncodeOptions{})

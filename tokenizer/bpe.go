@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // noMerge is the rank of a pair that has no merge rule.
@@ -241,7 +242,7 @@ type encState struct {
 }
 
 const (
-	cacheBits = 12
+	cacheBits = 13
 	cacheIDs  = 4 // pieces of up to this many ids are cached
 )
 
@@ -290,6 +291,11 @@ func (m *bpe) encode(st *encState, dst []int, piece string) []int {
 
 // merge appends the ids of a piece that is not a token as a whole.
 func (m *bpe) merge(st *encState, dst []int, piece string) []int {
+	if len(piece) > hugePiece {
+		if out, ok := m.encodeHuge(dst, piece); ok {
+			return out
+		}
+	}
 	if len(piece) > smallPiece {
 		return m.encodeLong(st, dst, piece)
 	}
@@ -333,6 +339,95 @@ func (m *bpe) merge(st *encState, dst []int, piece string) []int {
 		dst = append(dst, int(id))
 	}
 	return dst
+}
+
+// hugePiece is the length above which a piece is merged rank by rank
+// (encodeHuge) rather than with a heap.
+const hugePiece = 4096
+
+// encodeHuge merges a very long piece (a 100 MB line of one letter, say) in
+// linear time and with sequential memory access: it applies all merges of
+// the lowest pending rank, in position order, before moving to the next
+// rank. That is the heap's order as long as every merge a merge creates has
+// a higher rank than the merge itself, which holds for merge tables learned
+// by BPE (a rule's parts come from earlier rules); if a table breaks it,
+// encodeHuge reports false and the heap takes over.
+func (m *bpe) encodeHuge(dst []int, piece string) ([]int, bool) {
+	n := len(piece)
+	parts := make([]part, n)
+	for i := 0; i < n; i++ {
+		parts[i] = part{id: m.byteID[piece[i]], prev: int32(i - 1), next: int32(i + 1)}
+	}
+	parts[n-1].next = -1
+	// Pending merge positions by rank: lists[index[rank]].
+	index := map[uint32]int{}
+	var lists [][]int32
+	var pending rankHeap // ranks with a list
+	lastRank, lastList := uint32(noMerge), -1
+	add := func(rank uint32, pos int32) {
+		if rank != lastRank {
+			k, ok := index[rank]
+			if !ok {
+				k = len(lists)
+				lists = append(lists, nil)
+				index[rank] = k
+				pending.push(uint64(rank))
+			}
+			lastRank, lastList = rank, k
+		}
+		lists[lastList] = append(lists[lastList], pos)
+	}
+	for i := 0; i < n-1; i++ {
+		if rank, _ := m.merges.get(parts[i].id, parts[i+1].id); rank != noMerge {
+			add(rank, int32(i))
+		}
+	}
+	for len(pending) > 0 {
+		rank := uint32(pending.pop())
+		k := index[rank]
+		list := lists[k]
+		lists[k] = nil
+		delete(index, rank)
+		lastRank = noMerge
+		if !slices.IsSorted(list) {
+			slices.Sort(list)
+		}
+		for _, l := range list {
+			r := parts[l].next
+			if parts[l].id < 0 || r < 0 {
+				continue
+			}
+			got, merged := m.merges.get(parts[l].id, parts[r].id)
+			if got != rank {
+				continue // stale
+			}
+			parts[l].id = merged
+			parts[r].id = -1
+			nr := parts[r].next
+			parts[l].next = nr
+			if nr >= 0 {
+				parts[nr].prev = l
+				if nrank, _ := m.merges.get(merged, parts[nr].id); nrank != noMerge {
+					if nrank <= rank {
+						return dst, false
+					}
+					add(nrank, l)
+				}
+			}
+			if p := parts[l].prev; p >= 0 {
+				if prank, _ := m.merges.get(parts[p].id, merged); prank != noMerge {
+					if prank <= rank {
+						return dst, false
+					}
+					add(prank, p)
+				}
+			}
+		}
+	}
+	for i := int32(0); i >= 0; i = parts[i].next {
+		dst = append(dst, int(parts[i].id))
+	}
+	return dst, true
 }
 
 // part is one part of a long piece being merged, in a linked list.

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -339,6 +340,21 @@ func TestLongInputs(t *testing.T) {
 		short := m.encodeSmallForTest(s)
 		long := m.encodeLong(newEncState(), nil, s)
 		checkIDs(t, "heap vs loop "+s, long, short)
+	}
+	// Huge pieces merge rank by rank; the result must equal the heap's and
+	// the quadratic loop's.
+	rng := rand.New(rand.NewPCG(7, 7))
+	var sb strings.Builder
+	for sb.Len() < 6000 {
+		sb.WriteByte(byte('a' + rng.IntN(26)))
+	}
+	for _, s := range []string{sb.String(), strings.Repeat("ab", 3000), strings.Repeat("日本", 1000), strings.Repeat(" ", 5000)} {
+		huge, ok := m.encodeHuge(nil, s)
+		if !ok {
+			t.Errorf("encodeHuge fell back on %.20q", s)
+		}
+		checkIDs(t, "huge vs heap", huge, m.encodeLong(newEncState(), nil, s))
+		checkIDs(t, "huge vs loop", huge, m.encodeSmallForTest(s))
 	}
 }
 
