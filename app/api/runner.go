@@ -190,15 +190,6 @@ func (r *runner) use(ctx context.Context, name string, keepAlive *time.Duration,
 	return fn(m, loadTime)
 }
 
-// unload closes the loaded model now if nothing is running.
-func (r *runner) unload() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.busy {
-		r.unloadLocked("requested")
-	}
-}
-
 // loaded describes the resident model, if any.
 type loaded struct {
 	info      llm.Info

@@ -409,3 +409,23 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseRef(f *testing.F) {
+	for _, s := range []string{"microsoft/phi-4", "a/b:Q4_K_M", "a/b@rev/dir/f.gguf", "https://huggingface.co/a/b", "a/b/../c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRef(s)
+		if err != nil {
+			return
+		}
+		if strings.Count(r.Repo, "/") != 1 || strings.Contains(r.Repo, "..") || (r.File != "" && !validRepoPath(r.File)) {
+			t.Fatalf("ParseRef(%q) = %+v", s, r)
+		}
+		for _, seg := range strings.Split(r.File, "/") {
+			if seg == ".." {
+				t.Fatalf("ParseRef(%q): file escapes: %+v", s, r)
+			}
+		}
+	})
+}

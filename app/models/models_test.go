@@ -168,3 +168,15 @@ func TestEmptyCatalog(t *testing.T) {
 		t.Errorf("Find default in empty catalog: %v", err)
 	}
 }
+
+func FuzzModelBlobDigest(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:` + strings.Repeat("ab", 32) + `","size":1}]}`))
+	f.Add([]byte(`{"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:../../etc"}]}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, ok := modelBlobDigest(b)
+		if ok && (len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "") {
+			t.Fatalf("digest %q accepted: a blob path must not be steerable", d)
+		}
+	})
+}

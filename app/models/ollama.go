@@ -58,41 +58,50 @@ func (c *Catalog) ollamaModels(ctx context.Context) ([]llm.Info, error) {
 	return out, err
 }
 
-func (c *Catalog) ollamaModel(manifest string, parts []string) (llm.Info, bool) {
-	b, err := os.ReadFile(manifest)
-	if err != nil || len(b) > 1<<20 {
-		return llm.Info{}, false
-	}
+// modelBlobDigest returns the hex SHA-256 of a manifest's model layer.
+func modelBlobDigest(manifest []byte) (string, bool) {
 	var m ollamaManifest
-	if json.Unmarshal(b, &m) != nil {
-		return llm.Info{}, false
+	if len(manifest) > 1<<20 || json.Unmarshal(manifest, &m) != nil {
+		return "", false
 	}
 	for _, l := range m.Layers {
 		if l.MediaType != ollamaModelLayer {
 			continue
 		}
 		hexDigest, ok := strings.CutPrefix(l.Digest, "sha256:")
-		if !ok || len(hexDigest) != 64 || strings.ContainsAny(hexDigest, "/\\.") {
-			return llm.Info{}, false
+		if !ok || len(hexDigest) != 64 || strings.Trim(hexDigest, "0123456789abcdef") != "" {
+			return "", false
 		}
-		blob := filepath.Join(c.OllamaDir, "blobs", "sha256-"+hexDigest)
-		if _, err := os.Stat(blob); err != nil {
-			blob = filepath.Join(c.OllamaDir, "blobs", "sha256:"+hexDigest)
-		}
-		info, err := Describe(blob)
-		if err != nil {
-			return llm.Info{}, false
-		}
-		host, ns, model, tag := parts[0], parts[1], parts[2], parts[3]
-		name := model + ":" + tag
-		if host != "registry.ollama.ai" || ns != "library" {
-			name = host + "/" + ns + "/" + name
-		}
-		info.Name, info.Source, info.Digest = "ollama:"+name, SourceOllama, hexDigest
-		if fi, err := os.Stat(manifest); err == nil {
-			info.Modified = fi.ModTime()
-		}
-		return info, true
+		return hexDigest, true
 	}
-	return llm.Info{}, false
+	return "", false
+}
+
+func (c *Catalog) ollamaModel(manifest string, parts []string) (llm.Info, bool) {
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		return llm.Info{}, false
+	}
+	hexDigest, ok := modelBlobDigest(b)
+	if !ok {
+		return llm.Info{}, false
+	}
+	blob := filepath.Join(c.OllamaDir, "blobs", "sha256-"+hexDigest)
+	if _, err := os.Stat(blob); err != nil {
+		blob = filepath.Join(c.OllamaDir, "blobs", "sha256:"+hexDigest)
+	}
+	info, err := Describe(blob)
+	if err != nil {
+		return llm.Info{}, false
+	}
+	host, ns, model, tag := parts[0], parts[1], parts[2], parts[3]
+	name := model + ":" + tag
+	if host != "registry.ollama.ai" || ns != "library" {
+		name = host + "/" + ns + "/" + name
+	}
+	info.Name, info.Source, info.Digest = "ollama:"+name, SourceOllama, hexDigest
+	if fi, err := os.Stat(manifest); err == nil {
+		info.Modified = fi.ModTime()
+	}
+	return info, true
 }

@@ -71,7 +71,7 @@ func Parse(raw string) (Action, error) {
 	switch a.Kind {
 	case "ask":
 		if a.Question == "" {
-			return Action{}, fmt.Errorf("%w: phi4mac://ask needs a question: phi4mac://ask?q=...", ErrBadURL)
+			return Action{}, fmt.Errorf("%w: phi4mac://ask needs a question (phi4mac://ask?q=QUESTION)", ErrBadURL)
 		}
 	case "chat":
 	default:

@@ -667,3 +667,33 @@ func readSSE(r io.Reader) ([]string, error) {
 	}
 	return out, sc.Err()
 }
+
+// TestConversationPrefixReuse: follow-up turns of interleaved conversations
+// prefill only their new tokens (usage.prompt_tokens_details.cached_tokens).
+func TestConversationPrefixReuse(t *testing.T) {
+	l, _ := microLoader(t)
+	_, ts := startServer(t, l, nil)
+	oa := newOpenAI(ts)
+	ctx := context.Background()
+	ask := func(msgs ...openai.ChatCompletionMessageParamUnion) *openai.ChatCompletion {
+		t.Helper()
+		r, err := oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "micro", Messages: msgs, MaxTokens: openai.Int(8), Temperature: openai.Float(0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	x1 := ask(openai.UserMessage("first conversation about the sea"))
+	y1 := ask(openai.UserMessage("another one, about mountains"))
+	x2 := ask(openai.UserMessage("first conversation about the sea"), openai.AssistantMessage(x1.Choices[0].Message.Content), openai.UserMessage("go on"))
+	y2 := ask(openai.UserMessage("another one, about mountains"), openai.AssistantMessage(y1.Choices[0].Message.Content), openai.UserMessage("and?"))
+	for _, c := range []struct {
+		name        string
+		first, next *openai.ChatCompletion
+	}{{"x", x1, x2}, {"y", y1, y2}} {
+		cached := c.next.Usage.PromptTokensDetails.CachedTokens
+		if cached < c.first.Usage.PromptTokens || cached >= c.next.Usage.PromptTokens {
+			t.Errorf("conversation %s: turn 2 reused %d of %d prompt tokens; turn 1 had %d", c.name, cached, c.next.Usage.PromptTokens, c.first.Usage.PromptTokens)
+		}
+	}
+}
