@@ -123,6 +123,13 @@ kernel void write_past_end(device uint* out [[buffer(0)]], constant uint& n [[bu
     out[n + 1024u * tid] = 1u;
 }
 
+kernel void nonuniform_matrix(device float* out [[buffer(0)]], uint lane [[thread_index_in_simdgroup]]) {
+    simdgroup_float8x8 a = make_filled_simdgroup_matrix<float, 8, 8>(float(lane));
+    simdgroup_float8x8 c;
+    simdgroup_multiply(c, a, a);
+    simdgroup_store(c, out, 8);
+}
+
 kernel void dyn_threadgroup(device float* out [[buffer(0)]], threadgroup float* sh [[threadgroup(0)]],
                             uint tid [[thread_index_in_threadgroup]], uint n [[threads_per_threadgroup]]) {
     sh[tid] = float(tid);
@@ -245,6 +252,7 @@ func TestDivergenceAndLimitsAreErrors(t *testing.T) {
 		{"divergent_barrier", "returned without it"},
 		{"divergent_simd", "deadlock"},
 		{"big_threadgroup", "threadgroup memory"},
+		{"nonuniform_matrix", "operands that differ"},
 	}
 	for _, tc := range tests {
 		err := d.Run(context.Background(), one(tc.kernel, [3]int{1, 1, 1}, [3]int{64, 1, 1}, out))

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -75,6 +76,15 @@ struct Fiber {
     State state = RUNNABLE;
     size_t tg_off = 0;
     uint parity = 0;
+    size_t uop_next = 0; // index of this lane's next simdgroup-uniform operation
+};
+
+// A simdgroup-uniform operation (a simdgroup_matrix product): the first
+// lane to reach it computes it; the others check they pass the same
+// operands and take the result.
+struct UniformOp {
+    std::vector<unsigned char> in, out;
+    uint seen = 0;
 };
 
 struct Sched {
@@ -86,6 +96,8 @@ struct Sched {
     size_t tg_limit = 32 << 10;
     size_t tg_used = 0; // high-water mark of the current threadgroup
     std::vector<unsigned char> slots; // [simdgroup][parity][lane][kSlot]
+    std::vector<std::deque<UniformOp>> uops; // per simdgroup, from index uop_base
+    std::vector<size_t> uop_base;
     emu_launch *L = nullptr;
     void (*body)(emu_launch *) = nullptr;
     bool failed = false;
@@ -176,6 +188,8 @@ bool run_group(uint3 gpos, const std::vector<uint> &order) {
     memset(S->tgmem, 0xFF, S->tg_used ? S->tg_used : S->tg_limit);
     S->tg_used = 0;
     S->slots.assign(size_t(nsimd) * 2 * 32 * kSlot, 0xFF);
+    S->uops.assign(nsimd, std::deque<UniformOp>());
+    S->uop_base.assign(nsimd, 0);
     for (uint i = 0; i < n; i++) {
         LaneInfo &li = S->info[i];
         li.thread_position_in_threadgroup = uint3{i % tgs.x, (i / tgs.x) % tgs.y, i / (tgs.x * tgs.y)};
@@ -194,6 +208,7 @@ bool run_group(uint3 gpos, const std::vector<uint> &order) {
         f.state = RUNNABLE;
         f.tg_off = 0;
         f.parity = 0;
+        f.uop_next = 0;
     }
     for (;;) {
         for (uint i : order) {
@@ -268,6 +283,45 @@ unsigned char *simd_slots() {
 }
 
 void simd_next() { S->fibers[S->cur].parity ^= 1; }
+
+bool uniform_begin(const void *in, size_t n, void *out, size_t m) {
+    const LaneInfo &li = S->info[S->cur];
+    uint g = li.simdgroup_index_in_threadgroup;
+    Fiber &f = S->fibers[S->cur];
+    size_t k = f.uop_next++;
+    std::deque<UniformOp> &q = S->uops[g];
+    size_t base = S->uop_base[g];
+    if (k < base) fail("emulator: simdgroup-uniform operation out of order");
+    if (k - base < q.size()) {
+        UniformOp &e = q[k - base];
+        if (e.in.size() != n || memcmp(e.in.data(), in, n) != 0)
+            fail("simdgroup_matrix operation with operands that differ between lanes of one simdgroup");
+        if (e.out.size() != m) fail("emulator: simdgroup-uniform result size mismatch");
+        memcpy(out, e.out.data(), m);
+        e.seen++;
+        while (!q.empty() && q.front().seen >= li.threads_per_simdgroup) {
+            q.pop_front();
+            S->uop_base[g]++;
+        }
+        return true;
+    }
+    if (k - base != q.size()) fail("emulator: simdgroup-uniform operation skipped");
+    q.emplace_back();
+    q.back().in.assign((const unsigned char *)in, (const unsigned char *)in + n);
+    return false;
+}
+
+void uniform_end(const void *out, size_t m) {
+    uint g = S->info[S->cur].simdgroup_index_in_threadgroup;
+    std::deque<UniformOp> &q = S->uops[g];
+    UniformOp &e = q.back();
+    e.out.assign((const unsigned char *)out, (const unsigned char *)out + m);
+    e.seen = 1;
+    if (S->info[S->cur].threads_per_simdgroup == 1) {
+        q.pop_back();
+        S->uop_base[g]++;
+    }
+}
 
 void fail(const char *msg) {
     failf("%s", msg);
