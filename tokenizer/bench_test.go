@@ -245,3 +245,21 @@ func BenchmarkPretokenize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoad measures loading the full vocabularies.
+func BenchmarkLoad(b *testing.B) {
+	for name, path := range map[string]string{
+		"cl100k-tokenizer.json": testrefs.Path(b, "models", "tiny", "hf", "tokenizer.json"),
+		"cl100k-gguf":           testrefs.Path(b, "models", "tiny", "phi3-random-tiny-Q4_K_M.gguf"),
+		"o200k-vocab.json":      testrefs.Path(b, "tokenizer", "phi4mini"),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Load(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

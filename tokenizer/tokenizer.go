@@ -1,12 +1,23 @@
 // Package tokenizer turns text into the token ids of the Phi-4 family and back.
 //
 // It implements byte-level BPE with the cl100k (phi-4) and o200k (phi-4-mini)
-// pre-tokenizers, written as hand-made scanners over Unicode 16.0 tables, and
-// llama-style SentencePiece vocabularies from GGUF files. A Tokenizer loads
-// from a Hugging Face model folder (tokenizer.json, or vocab.json + merges.txt
-// + tokenizer_config.json), a tokenizer.json file, or a GGUF file, and gives
-// the same ids whatever the source. It also renders the phi-4 and phi-4-mini
-// chat templates and decodes streams of ids without splitting UTF-8 characters.
+// pre-tokenizers, written as hand-made scanners over Unicode 16.0 tables
+// (internal/uniclass, generated from Unicode data), and llama-style
+// SentencePiece vocabularies from GGUF files. A Tokenizer loads from a
+// Hugging Face model folder (tokenizer.json, or vocab.json + merges.txt +
+// tokenizer_config.json), a tokenizer.json file, or a GGUF file, and gives the
+// same ids whatever the source: official tiktoken's for ordinary text, HF
+// transformers' for text with added tokens.
+//
+// Added tokens (<|im_start|>, <|end|>, ...) are matched only with
+// EncodeOptions.AllowSpecial, following HF's lstrip/rstrip flags; that
+// includes phi-4-mini's tool tokens, which HF marks special: false and would
+// match even in user text. GGUF files do not store the flags, so for the two
+// known chat templates the flags of the official tokenizers are applied.
+//
+// The chat templates of phi-4 and phi-4-mini are recognised and rendered
+// natively (there is no general Jinja engine); other templates make
+// HasChatTemplate report false.
 //
 // A Tokenizer is immutable after Load and safe for concurrent use.
 package tokenizer
