@@ -3,13 +3,14 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 )
 
 // ErrNoMemory reports a model that does not fit in the available memory.
-var ErrNoMemory = fmt.Errorf("model does not fit in memory")
+var ErrNoMemory = errors.New("model does not fit in memory")
 
 // availableMemory returns the bytes of memory the OS reports as available
 // (MemAvailable on Linux; physical memory on macOS), or false where that is
