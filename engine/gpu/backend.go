@@ -352,6 +352,14 @@ func (b *Backend) MatMul(dst, x engine.Buffer, w engine.Weight) {
 	b.matmul(dst, x, w, false)
 }
 
+// MatMulAdd computes dst += x·Wᵀ in one dispatch (the residual add fused
+// into the matrix product's output): the engine may use it instead of
+// MatMul into a scratch buffer followed by Add, saving a dispatch and a
+// pass over the activations.
+func (b *Backend) MatMulAdd(dst, x engine.Buffer, w engine.Weight) {
+	b.matmul(dst, x, w, true)
+}
+
 func (b *Backend) matmul(dst, x engine.Buffer, w engine.Weight, accumulate bool) {
 	d, s, wt := asTensor(dst), asTensor(x), asWeight(w)
 	if len(wt.shape) != 2 || wt.shape[1] != s.cols || wt.shape[0] != d.cols || d.rows != s.rows {

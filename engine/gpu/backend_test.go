@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -223,6 +224,37 @@ func TestMatMul(t *testing.T) {
 			st := compare(t, "matmul", got, want, scale, 1e-5)
 			t.Logf("max |Δ| %.3g, max |Δ|/Σ|w·x| %.3g", st.abs, st.rel)
 		})
+	}
+}
+
+// TestMatMulAdd checks the fused residual (dst += x·Wᵀ) on the GEMV and
+// GEMM paths.
+func TestMatMulAdd(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{1, 6} {
+		out, in := 19, 64
+		wt := makeTensor(t, r, quant.Q8_0, out, in, randFloats(r, out*in, 1))
+		ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		xv, yv := randFloats(r, n*in, 1), randFloats(r, n*out, 1)
+		x, y := upload(t, b, n, in, xv), upload(t, b, n, out, yv)
+		b.MatMulAdd(y, x, ws[0])
+		got := read(t, b, y)
+		w := dequant(t, wt)
+		want := make([]float64, n*out)
+		for i := 0; i < n; i++ {
+			for o := 0; o < out; o++ {
+				s := float64(yv[i*out+o])
+				for k := 0; k < in; k++ {
+					s += w[o*in+k] * float64(xv[i*in+k])
+				}
+				want[i*out+o] = s
+			}
+		}
+		compare(t, fmt.Sprintf("matmul_add n=%d", n), got, want, nil, 1e-5)
 	}
 }
 
@@ -478,5 +510,61 @@ func TestAttention(t *testing.T) {
 				pos += n
 			}
 		})
+	}
+}
+
+// smallGPU reports a tiny working set, like a Mac whose GPU cannot wire
+// the model.
+type smallGPU struct{ gpu.Device }
+
+func (s smallGPU) Limits() gpu.Limits {
+	l := s.Device.Limits()
+	l.WorkingSet = 1000
+	return l
+}
+
+func TestBadInputIsAnError(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	wt := makeTensor(t, r, quant.F16, 40, 32, randFloats(r, 40*32, 1))
+
+	small := gpu.New(smallGPU{device(t)}, gpu.Options{})
+	defer small.Close()
+	if _, err := small.LoadWeights(context.Background(), []*weights.Tensor{wt}); err == nil || !strings.Contains(err.Error(), "GB") {
+		t.Errorf("oversized model: got %v, want a refusal with the sizes", err)
+	}
+
+	b := newBackend(t, 0)
+	odd := &weights.Tensor{Name: "odd", Type: quant.Q8_0, Shape: []int{2, 33}, Data: make([]byte, 2*34)}
+	if _, err := b.LoadWeights(context.Background(), []*weights.Tensor{odd}); err == nil {
+		t.Error("Q8_0 rows of 33 values accepted")
+	}
+	if _, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 8, KVHeads: 1, HeadDim: 16, Type: quant.Q4_0}); err == nil {
+		t.Error("Q4_0 KV cache accepted")
+	}
+	if _, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 8, KVHeads: 1, HeadDim: 512, Type: quant.F16}); err == nil {
+		t.Error("head_dim 512 accepted")
+	}
+	cache, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 4, KVHeads: 1, HeadDim: 16, Type: quant.F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	q := b.NewBuffer(2, 3*16)
+	out := b.NewBuffer(2, 16)
+	b.Attention(out, q, cache, 0, 3) // positions 3 and 4 of a 4-position cache
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "outside the cache") {
+		t.Errorf("attention past the cache: got %v", err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Errorf("the error was reported twice: %v", err)
+	}
+	ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := b.NewBuffer(1, 32)
+	b.Embed(emb, ws[0], []int{40})
+	if _, err := b.Argmax(emb); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("token past the table: got %v", err)
 	}
 }

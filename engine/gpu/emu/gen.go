@@ -157,6 +157,9 @@ func parseParam(p string) (Param, error) {
 		Name: decl[id[2]:id[3]],
 		Attr: p[a[2]:a[3]],
 	}
+	if param.Type == "" {
+		return Param{}, fmt.Errorf("parameter %q has no type", p)
+	}
 	if a[4] >= 0 {
 		n, err := strconv.Atoi(p[a[4]:a[5]])
 		if err != nil {
