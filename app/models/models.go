@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/phi4mac/phi4mac/app/llm"
 	"github.com/phi4mac/phi4mac/engine/weights"
@@ -39,6 +41,42 @@ type Catalog struct {
 	LMStudioDirs []string
 	// Default, when set, is the name or path listed first.
 	Default string
+
+	mu    sync.Mutex
+	cache map[string]cachedInfo // GGUF descriptions by path
+}
+
+type cachedInfo struct {
+	size int64
+	mod  time.Time
+	info llm.Info
+}
+
+// describe is Describe with GGUF headers cached by path, size and
+// modification time, so listing a store (done for every API request) does
+// not re-read every file.
+func (c *Catalog) describe(path string) (llm.Info, error) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.IsDir() {
+		return Describe(path)
+	}
+	c.mu.Lock()
+	e, ok := c.cache[path]
+	c.mu.Unlock()
+	if ok && e.size == fi.Size() && e.mod.Equal(fi.ModTime()) {
+		return e.info, nil
+	}
+	info, err := Describe(path)
+	if err != nil {
+		return info, err
+	}
+	c.mu.Lock()
+	if c.cache == nil {
+		c.cache = map[string]cachedInfo{}
+	}
+	c.cache[path] = cachedInfo{size: fi.Size(), mod: fi.ModTime(), info: info}
+	c.mu.Unlock()
+	return info, nil
 }
 
 // DefaultCatalog returns a catalogue over dir and the usual places of
@@ -77,7 +115,7 @@ func (c *Catalog) List(ctx context.Context) ([]llm.Info, error) {
 		return nil, err
 	}
 	for _, d := range c.LMStudioDirs {
-		if err := add(scanDir(ctx, d, SourceLMStudio, "lmstudio:")); err != nil {
+		if err := add(c.scanDir(ctx, d, SourceLMStudio, "lmstudio:")); err != nil {
 			return nil, err
 		}
 	}
@@ -88,7 +126,7 @@ func (c *Catalog) List(ctx context.Context) ([]llm.Info, error) {
 			m := out[i]
 			out = append([]llm.Info{m}, slices.Delete(out, i, i+1)...)
 		case i < 0:
-			if info, err := Describe(c.Default); err == nil {
+			if info, err := c.describe(c.Default); err == nil {
 				out = append([]llm.Info{info}, out...)
 			}
 		}
@@ -114,7 +152,7 @@ func (c *Catalog) Find(ctx context.Context, name string) (llm.Info, error) {
 		}
 	}
 	if _, err := os.Stat(name); err == nil {
-		return Describe(name)
+		return c.describe(name)
 	}
 	return llm.Info{}, fmt.Errorf("%w: %q (see `phi4mac models`)", llm.ErrUnknownModel, name)
 }
@@ -150,13 +188,13 @@ func (c *Catalog) Remove(ctx context.Context, name string) (llm.Info, error) {
 }
 
 func (c *Catalog) storeModels(ctx context.Context) ([]llm.Info, error) {
-	return scanDir(ctx, c.Dir, SourceStore, "")
+	return c.scanDir(ctx, c.Dir, SourceStore, "")
 }
 
 // scanDir finds Hugging Face folders (config.json + safetensors) and GGUF
 // files under root (up to four levels deep), named by their path relative
 // to root (without ".gguf"), with prefix.
-func scanDir(ctx context.Context, root, source, prefix string) ([]llm.Info, error) {
+func (c *Catalog) scanDir(ctx context.Context, root, source, prefix string) ([]llm.Info, error) {
 	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -178,7 +216,7 @@ func scanDir(ctx context.Context, root, source, prefix string) ([]llm.Info, erro
 				return filepath.SkipDir
 			}
 			if isHFFolder(path) {
-				if info, err := Describe(path); err == nil {
+				if info, err := c.describe(path); err == nil {
 					info.Name, info.Source = prefix+filepath.ToSlash(rel), source
 					out = append(out, info)
 				}
@@ -190,7 +228,7 @@ func scanDir(ctx context.Context, root, source, prefix string) ([]llm.Info, erro
 			return nil
 		}
 		if strings.HasSuffix(strings.ToLower(d.Name()), ".gguf") && !isExtraShard(d.Name()) && !isProjector(d.Name()) {
-			if info, err := Describe(path); err == nil {
+			if info, err := c.describe(path); err == nil {
 				info.Name, info.Source = prefix+strings.TrimSuffix(filepath.ToSlash(rel), filepath.Ext(rel)), source
 				out = append(out, info)
 			}

@@ -15,7 +15,7 @@ import (
 
 // fakeStores lays out phi4mac's store, an Ollama store and an LM Studio
 // folder in a temp dir, using the micro reference GGUF and HF folder.
-func fakeStores(t *testing.T) (*Catalog, string) {
+func fakeStores(t testing.TB) (*Catalog, string) {
 	t.Helper()
 	root := t.TempDir()
 	gguf, err := os.ReadFile(testrefs.Path(t, "models", "micro", "phi3-random-micro-Q8_0.gguf"))
@@ -179,4 +179,20 @@ func FuzzModelBlobDigest(f *testing.F) {
 			t.Fatalf("digest %q accepted: a blob path must not be steerable", d)
 		}
 	})
+}
+
+// BenchmarkList measures listing three stores (what every API request does);
+// GGUF headers come from the cache after the first call.
+func BenchmarkList(b *testing.B) {
+	c, _ := fakeStores(b)
+	ctx := context.Background()
+	if _, err := c.List(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.List(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

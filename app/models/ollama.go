@@ -90,7 +90,7 @@ func (c *Catalog) ollamaModel(manifest string, parts []string) (llm.Info, bool) 
 	if _, err := os.Stat(blob); err != nil {
 		blob = filepath.Join(c.OllamaDir, "blobs", "sha256:"+hexDigest)
 	}
-	info, err := Describe(blob)
+	info, err := c.describe(blob)
 	if err != nil {
 		return llm.Info{}, false
 	}
