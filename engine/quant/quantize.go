@@ -168,12 +168,4 @@ func QuantizeBlockQ5_0(x *[32]float32, b *[22]byte) {
 	b[2], b[3], b[4], b[5] = byte(qh), byte(qh>>8), byte(qh>>16), byte(qh>>24)
 }
 
-// mul returns a*b rounded to float32 on its own. Go may fuse a float32
-// multiply and a following add into one FMA (it does on arm64 and
-// amd64/v3, even through a float32() conversion); GGML's reference rounds
-// the product first. The product of two float32 values is exact in
-// float64, so converting it back rounds exactly once, and the conversion
-// cannot be fused.
-func mul(a, b float32) float32 { return float32(float64(a) * float64(b)) }
-
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
