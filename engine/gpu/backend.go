@@ -27,6 +27,11 @@ type Backend struct {
 	partial  Buffer   // attention split results, grown on demand
 	argmaxed Buffer   // argmax results, grown on demand
 	freqs    map[*engine.Rope]Buffer
+	// Bindings and argument bytes of the recorded dispatches live in slabs
+	// reused from one submission to the next: recording allocates nothing
+	// once they have grown.
+	bindSlab []Binding
+	argSlab  []byte
 }
 
 // Options tune a Backend.
@@ -324,10 +329,10 @@ func (b *Backend) Embed(dst engine.Buffer, table engine.Weight, ids []int) {
 		Kernel:  k,
 		Groups:  [3]int{len(ids), 1, 1},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: []Binding{{Buf: w.buf}, idb, d.bind(), Args(EmbedArgs{
+		Buffers: b.binds(Binding{Buf: w.buf}, idb, d.bind(), packArgs(b, EmbedArgs{
 			K: uint32(d.cols), RowBytes: uint32(w.rowBytes), NTok: uint32(len(ids)),
 			DstStride: uint32(d.cols), NRows: uint32(w.shape[0]),
-		})},
+		})),
 	})
 }
 
@@ -341,9 +346,9 @@ func (b *Backend) RMSNorm(dst, x engine.Buffer, w engine.Weight, eps float32) {
 		Kernel:  "rms_norm",
 		Groups:  [3]int{s.rows, 1, 1},
 		Threads: [3]int{groupThreads(s.cols, normThreads), 1, 1},
-		Buffers: []Binding{s.bind(), {Buf: wt.buf}, d.bind(), Args(RMSNormArgs{
+		Buffers: b.binds(s.bind(), Binding{Buf: wt.buf}, d.bind(), packArgs(b, RMSNormArgs{
 			N: uint32(s.cols), XStride: uint32(s.cols), DstStride: uint32(d.cols), Eps: eps,
-		})},
+		})),
 	})
 }
 
@@ -379,10 +384,10 @@ func (b *Backend) matmul(dst, x engine.Buffer, w engine.Weight, accumulate bool)
 			Kernel:  k,
 			Groups:  [3]int{ceilDiv(d.cols, gemmRowsPerTG), ceilDiv(s.rows, gemmTokensPerTG), 1},
 			Threads: [3]int{gemmThreads, 1, 1},
-			Buffers: []Binding{{Buf: wt.buf}, s.bind(), d.bind(), Args(GemmArgs{
+			Buffers: b.binds(Binding{Buf: wt.buf}, s.bind(), d.bind(), packArgs(b, GemmArgs{
 				K: uint32(s.cols), N: uint32(d.cols), RowBytes: uint32(wt.rowBytes), NTok: uint32(s.rows),
 				XStride: uint32(s.cols), DstStride: uint32(d.cols), Accumulate: acc,
-			})},
+			})),
 		})
 		return
 	}
@@ -395,10 +400,10 @@ func (b *Backend) matmul(dst, x engine.Buffer, w engine.Weight, accumulate bool)
 		Kernel:  k,
 		Groups:  [3]int{ceilDiv(d.cols, gemvRowsPerTG), s.rows, 1},
 		Threads: [3]int{gemvThreads, 1, 1},
-		Buffers: []Binding{{Buf: wt.buf}, s.bind(), d.bind(), Args(GemvArgs{
+		Buffers: b.binds(Binding{Buf: wt.buf}, s.bind(), d.bind(), packArgs(b, GemvArgs{
 			K: uint32(s.cols), N: uint32(d.cols), RowBytes: uint32(wt.rowBytes), NTok: uint32(s.rows),
 			XStride: uint32(s.cols), DstStride: uint32(d.cols), Accumulate: acc,
-		})},
+		})),
 	})
 }
 
@@ -433,11 +438,11 @@ func (b *Backend) RoPE(qkv engine.Buffer, pos0 int, r *engine.Rope) {
 		Kernel:  "rope",
 		Groups:  [3]int{r.Heads + r.KVHeads, q.rows, 1},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: []Binding{q.bind(), {Buf: fb}, Args(RopeArgs{
+		Buffers: b.binds(q.bind(), Binding{Buf: fb}, packArgs(b, RopeArgs{
 			NTok: uint32(q.rows), NHeads: uint32(r.Heads + r.KVHeads), HeadDim: uint32(r.HeadDim),
 			RotHalf: uint32(len(r.InvFreq)), RowStride: uint32(q.cols), Pos0: uint32(pos0), Mode: mode,
 			Scale: float32(r.Scale),
-		})},
+		})),
 	})
 }
 
@@ -462,18 +467,18 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 	layerBytes := sp.KVHeads * sp.Ctx * sp.HeadDim * c.elem
 	kb := Binding{Buf: c.k, Offset: layer * layerBytes}
 	vb := Binding{Buf: c.v, Offset: layer * layerBytes}
-	suffix := "f16"
+	appendK, partialK := "kv_append_f16", "attn_partial_f16"
 	if c.elem == 4 {
-		suffix = "f32"
+		appendK, partialK = "kv_append_f32", "attn_partial_f32"
 	}
 	b.record(Dispatch{
-		Kernel:  "kv_append_" + suffix,
+		Kernel:  appendK,
 		Groups:  [3]int{sp.KVHeads, n, 1},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: []Binding{q.bind(), kb, vb, Args(KVAppendArgs{
+		Buffers: b.binds(q.bind(), kb, vb, packArgs(b, KVAppendArgs{
 			NTok: uint32(n), NHeads: uint32(heads), NKVHeads: uint32(sp.KVHeads), HeadDim: uint32(sp.HeadDim),
 			RowStride: uint32(q.cols), Ctx: uint32(sp.Ctx), Pos0: uint32(pos0),
-		})},
+		})),
 	})
 	span := b.opts.AttnSpan
 	nsplit := ceilDiv(pos0+n, span)
@@ -482,22 +487,22 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 		b.fail(err)
 		return
 	}
-	args := Args(AttnArgs{
+	args := packArgs(b, AttnArgs{
 		NTok: uint32(n), NHeads: uint32(heads), NKVHeads: uint32(sp.KVHeads), HeadDim: uint32(sp.HeadDim),
 		QStride: uint32(q.cols), DstStride: uint32(d.cols), Ctx: uint32(sp.Ctx), Pos0: uint32(pos0),
 		Chunk: uint32(span), NSplit: uint32(nsplit), Scale: float32(1 / math.Sqrt(float64(sp.HeadDim))),
 	})
 	b.record(Dispatch{
-		Kernel:  "attn_partial_" + suffix,
+		Kernel:  partialK,
 		Groups:  [3]int{heads, n, nsplit},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: []Binding{q.bind(), kb, vb, {Buf: part}, args},
+		Buffers: b.binds(q.bind(), kb, vb, Binding{Buf: part}, args),
 	})
 	b.record(Dispatch{
 		Kernel:  "attn_reduce",
 		Groups:  [3]int{heads, n, 1},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: []Binding{{Buf: part}, d.bind(), args},
+		Buffers: b.binds(Binding{Buf: part}, d.bind(), args),
 	})
 }
 
@@ -524,9 +529,9 @@ func (b *Backend) elementwise(kernel string, src, dst *tensor) {
 		Kernel:  kernel,
 		Groups:  [3]int{ceilDiv(dst.cols, elementThreads), dst.rows, 1},
 		Threads: [3]int{elementThreads, 1, 1},
-		Buffers: []Binding{src.bind(), dst.bind(), Args(ElementwiseArgs{
+		Buffers: b.binds(src.bind(), dst.bind(), packArgs(b, ElementwiseArgs{
 			N: uint32(dst.cols), NTok: uint32(dst.rows), SrcStride: uint32(src.cols), DstStride: uint32(dst.cols),
-		})},
+		})),
 	})
 }
 
@@ -552,7 +557,27 @@ func (b *Backend) Sync() error {
 	return nil
 }
 
+// binds copies a dispatch's bindings into the slab.
+func (b *Backend) binds(bs ...Binding) []Binding {
+	start := len(b.bindSlab)
+	b.bindSlab = append(b.bindSlab, bs...)
+	return b.bindSlab[start:len(b.bindSlab):len(b.bindSlab)]
+}
+
+// packArgs copies an argument struct (4-byte fields only, see args.go)
+// into the argument slab; both Metal targets and the emulator's hosts are
+// little endian, so the struct's memory is the kernel's layout.
+func packArgs[T any](b *Backend, v T) Binding {
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v))
+	start := len(b.argSlab)
+	b.argSlab = append(b.argSlab, raw...)
+	return Binding{Bytes: b.argSlab[start:len(b.argSlab):len(b.argSlab)]}
+}
+
 func (b *Backend) afterSubmit() {
+	clear(b.bindSlab) // drop references to buffers
+	b.bindSlab = b.bindSlab[:0]
+	b.argSlab = b.argSlab[:0]
 	for _, p := range b.pending {
 		p.Release()
 	}
@@ -590,7 +615,7 @@ func (b *Backend) Argmax(x engine.Buffer) ([]int, error) {
 		Kernel:  "argmax",
 		Groups:  [3]int{t.rows, 1, 1},
 		Threads: [3]int{groupThreads(t.cols, argmaxThreads), 1, 1},
-		Buffers: []Binding{t.bind(), {Buf: out}, Args(ArgmaxArgs{N: uint32(t.cols), NRows: uint32(t.rows), Stride: uint32(t.cols)})},
+		Buffers: b.binds(t.bind(), Binding{Buf: out}, packArgs(b, ArgmaxArgs{N: uint32(t.cols), NRows: uint32(t.rows), Stride: uint32(t.cols)})),
 	})
 	if err := b.Sync(); err != nil {
 		return nil, err

@@ -568,3 +568,63 @@ func TestBadInputIsAnError(t *testing.T) {
 		t.Errorf("token past the table: got %v", err)
 	}
 }
+
+// recordOnly is a device whose Run does nothing: it isolates the host
+// side's allocations.
+type recordOnly struct{ gpu.Device }
+
+func (recordOnly) Run(context.Context, []gpu.Dispatch) error { return nil }
+
+// TestDecodeStepAllocatesNothing records a whole decode layer (and the
+// submission) and checks that, once warm, the host side allocates nothing.
+func TestDecodeStepAllocatesNothing(t *testing.T) {
+	b := gpu.New(recordOnly{device(t)}, gpu.Options{})
+	defer b.Close()
+	r := rand.New(rand.NewPCG(41, 42))
+	const hidden, heads, kv, hd, ffn = 64, 4, 1, 16, 96
+	mk := func(typ quant.Type, rows, cols int) engine.Weight {
+		ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{makeTensor(t, r, typ, rows, cols, randFloats(r, rows*cols, 1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ws[0]
+	}
+	norm := &weights.Tensor{Name: "n", Type: quant.F32, Shape: []int{hidden}, Data: make([]byte, 4*hidden)}
+	nw, err := b.LoadWeights(context.Background(), []*weights.Tensor{norm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qkvW, outW, guW, downW := mk(quant.Q8_0, (heads+2*kv)*hd, hidden), mk(quant.Q4_0, hidden, heads*hd), mk(quant.Q8_0, 2*ffn, hidden), mk(quant.F16, hidden, ffn)
+	x, h := b.NewBuffer(1, hidden), b.NewBuffer(1, hidden)
+	qkv, att, o := b.NewBuffer(1, (heads+2*kv)*hd), b.NewBuffer(1, heads*hd), b.NewBuffer(1, hidden)
+	gu, act := b.NewBuffer(1, 2*ffn), b.NewBuffer(1, ffn)
+	cache, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 64, KVHeads: kv, HeadDim: hd, Type: quant.F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	rope := &engine.Rope{Heads: heads, KVHeads: kv, HeadDim: hd, InvFreq: []float64{1, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6, 1e-7}, Scale: 1}
+	pos := 0
+	step := func() {
+		b.Embed(x, guW, []int{3})
+		b.RMSNorm(h, x, nw[0], 1e-5)
+		b.MatMul(qkv, h, qkvW)
+		b.RoPE(qkv, pos, rope)
+		b.Attention(att, qkv, cache, 0, pos)
+		b.MatMul(o, att, outW)
+		b.Add(x, o)
+		b.RMSNorm(h, x, nw[0], 1e-5)
+		b.MatMul(gu, h, guW)
+		b.SiLUMul(act, gu)
+		b.MatMulAdd(x, act, downW)
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		pos = (pos + 1) % 64
+	}
+	step()
+	step()
+	if n := testing.AllocsPerRun(20, step); n != 0 {
+		t.Errorf("a decode layer allocates %v times on the host", n)
+	}
+}
