@@ -17,6 +17,23 @@ from Hugging Face safetensors or GGUF files, on Apple Silicon through Metal or o
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newQuantizeCmd(),
+		newSynthCmd(),
+		newRunCmd(),
+		newEvalCmd(),
+		newBenchCmd(),
+		newPerplexityCmd(),
+		newInfoCmd(),
+		newTokenizeCmd(),
+		newDetokenizeCmd(),
+		newSelftestCmd(),
+		newServeCmd(),
+		newModelsCmd(),
+		newRmCmd(),
+		newAskCmd(),
+		newChatCmd(),
+		newPullCmd(),
+		newOpenURLCmd(),
 	)
 	return root
 }
