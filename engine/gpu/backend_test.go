@@ -51,7 +51,7 @@ func randFloats(r *rand.Rand, n int, scale float64) []float32 {
 
 // makeTensor encodes vals ([rows, cols]) as typ. K-quant blocks get random
 // bits with small scales (there is no reference K-quantiser).
-func makeTensor(t *testing.T, r *rand.Rand, typ quant.Type, rows, cols int, vals []float32) *weights.Tensor {
+func makeTensor(t testing.TB, r *rand.Rand, typ quant.Type, rows, cols int, vals []float32) *weights.Tensor {
 	t.Helper()
 	var data []byte
 	switch typ {
@@ -575,11 +575,9 @@ type recordOnly struct{ gpu.Device }
 
 func (recordOnly) Run(context.Context, []gpu.Dispatch) error { return nil }
 
-// TestDecodeStepAllocatesNothing records a whole decode layer (and the
-// submission) and checks that, once warm, the host side allocates nothing.
-func TestDecodeStepAllocatesNothing(t *testing.T) {
-	b := gpu.New(recordOnly{device(t)}, gpu.Options{})
-	defer b.Close()
+// decodeLayer returns a function that records one decode layer of a small
+// model on b and submits it.
+func decodeLayer(t testing.TB, b *gpu.Backend) func() {
 	r := rand.New(rand.NewPCG(41, 42))
 	const hidden, heads, kv, hd, ffn = 64, 4, 1, 16, 96
 	mk := func(typ quant.Type, rows, cols int) engine.Weight {
@@ -602,7 +600,7 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
+	t.Cleanup(func() { cache.Close() })
 	rope := &engine.Rope{Heads: heads, KVHeads: kv, HeadDim: hd, InvFreq: []float64{1, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6, 1e-7}, Scale: 1}
 	pos := 0
 	step := func() {
@@ -622,9 +620,42 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 		}
 		pos = (pos + 1) % 64
 	}
+	return step
+}
+
+// TestDecodeStepAllocatesNothing records a whole decode layer (and the
+// submission) and checks that, once warm, the host side allocates nothing.
+func TestDecodeStepAllocatesNothing(t *testing.T) {
+	b := gpu.New(recordOnly{device(t)}, gpu.Options{})
+	defer b.Close()
+	step := decodeLayer(t, b)
 	step()
 	step()
 	if n := testing.AllocsPerRun(20, step); n != 0 {
 		t.Errorf("a decode layer allocates %v times on the host", n)
+	}
+}
+
+// BenchmarkRecordDecodeLayer: host cost of recording and submitting one
+// decode layer (11 operations, 13 dispatches) with a device that does
+// nothing: the CPU time a Mac spends per layer outside the GPU.
+func BenchmarkRecordDecodeLayer(bm *testing.B) {
+	b := gpu.New(recordOnly{device(bm)}, gpu.Options{})
+	defer b.Close()
+	step := decodeLayer(bm, b)
+	bm.ReportAllocs()
+	for bm.Loop() {
+		step()
+	}
+}
+
+// BenchmarkEmulatedDecodeLayer: the same layer run by the emulator (how
+// fast the test infrastructure is, not a GPU figure).
+func BenchmarkEmulatedDecodeLayer(bm *testing.B) {
+	b := gpu.New(device(bm), gpu.Options{})
+	defer b.Close()
+	step := decodeLayer(bm, b)
+	for bm.Loop() {
+		step()
 	}
 }
