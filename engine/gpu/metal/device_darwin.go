@@ -39,7 +39,13 @@ var _ gpu.Device = (*Device)(nil)
 
 // New opens the system's default Metal device and compiles every kernel.
 // A compile failure returns the Metal compiler's message.
-func New(ctx context.Context) (*Device, error) {
+func New(ctx context.Context) (d *Device, err error) {
+	// newLibraryWithSource's errors are autoreleased objects.
+	objc.WithAutoreleasePool(func() { d, err = open(ctx) })
+	return d, err
+}
+
+func open(ctx context.Context) (*Device, error) {
 	p := C.MTLCreateSystemDefaultDevice()
 	if p == nil {
 		return nil, ErrUnavailable
@@ -109,6 +115,7 @@ func (d *Device) pipeline(name string) (mtl.ComputePipelineStateObject, error) {
 		}
 		var nserr unsafe.Pointer
 		p := d.dev.NewComputePipelineStateWithFunctionError(fn, unsafe.Pointer(&nserr))
+		fn.Release() // the pipeline keeps what it needs
 		if p.Ptr() == nil {
 			msg := "unknown error"
 			if nserr != nil {
@@ -171,7 +178,11 @@ func (d *Device) Wrap(mem []byte) (gpu.Buffer, error) {
 	if int64(end-base) > d.lim.MaxBufferLength {
 		return nil, fmt.Errorf("metal: wrap %d bytes: the device's buffer limit is %d", len(mem), d.lim.MaxBufferLength)
 	}
-	obj := d.dev.NewBufferWithBytesNoCopyLengthOptionsDeallocator(unsafe.Pointer(base), uint(end-base), mtl.ResourceStorageModeShared, nil)
+	// darwinkit turns even a nil func into a block that Metal calls when
+	// the buffer goes away: pass one that does nothing (the memory map is
+	// the model's to unmap).
+	obj := d.dev.NewBufferWithBytesNoCopyLengthOptionsDeallocator(unsafe.Pointer(base), uint(end-base),
+		mtl.ResourceStorageModeShared, func(unsafe.Pointer, uint) {})
 	if obj.Ptr() == nil {
 		return nil, fmt.Errorf("metal: newBufferWithBytesNoCopy of %d bytes failed", end-base)
 	}
