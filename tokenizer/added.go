@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -58,13 +59,22 @@ func (s *addedSet) match(text string, i int) int {
 // token(t) for each added token, in order. White space next to a token with
 // LStrip/RStrip is dropped (Unicode White_Space, as Rust's char::is_whitespace).
 func (s *addedSet) split(text string, onText func(string), onToken func(AddedToken)) {
+	s.splitMasked(text, nil, onText, onToken)
+}
+
+// splitMasked is split where, if allowed is not nil, a token is matched only
+// where every byte of its text has allowed[i] set.
+func (s *addedSet) splitMasked(text string, allowed []bool, onText func(string), onToken func(AddedToken)) {
 	start := 0 // start of pending ordinary text
 	for i := 0; i < len(text); {
-		if !s.first[text[i]] {
+		if !s.first[text[i]] || (allowed != nil && !allowed[i]) {
 			i++
 			continue
 		}
 		k := s.match(text, i)
+		if k >= 0 && allowed != nil && slices.Contains(allowed[i:i+len(s.tokens[k].Content)], false) {
+			k = -1
+		}
 		if k < 0 {
 			i++
 			continue

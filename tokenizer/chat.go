@@ -66,33 +66,88 @@ func (t *Tokenizer) HasChatTemplate() bool { return t.chat != chatNone }
 // assistant header that asks the model to answer. Encode the result with
 // EncodeOptions{AllowSpecial: true}.
 func (t *Tokenizer) ApplyChatTemplate(msgs []Message, addGenerationPrompt bool) (string, error) {
-	var sb strings.Builder
+	var r chatRender
+	if err := t.render(&r, msgs, addGenerationPrompt); err != nil {
+		return "", err
+	}
+	return r.sb.String(), nil
+}
+
+// EncodeChat renders msgs like ApplyChatTemplate and encodes the result, but
+// added-token text inside message contents (and tools) stays ordinary text:
+// only the template's own <|im_start|>, <|end|>, ... become control tokens.
+// White space next to them is stripped as HF does, so when no content holds
+// added-token text the ids equal
+// Encode(ApplyChatTemplate(msgs, addGenerationPrompt), EncodeOptions{AllowSpecial: true}).
+// Use it for text from users.
+func (t *Tokenizer) EncodeChat(msgs []Message, addGenerationPrompt bool) ([]int, error) {
+	var r chatRender
+	r.mask = true
+	if err := t.render(&r, msgs, addGenerationPrompt); err != nil {
+		return nil, err
+	}
+	text := r.sb.String()
+	dst := make([]int, 0, len(text)/3+8)
+	afterSpecial := true
+	t.added.splitMasked(text, r.allowed, func(seg string) {
+		dst = t.encodeText(dst, seg, afterSpecial)
+		afterSpecial = false
+	}, func(a AddedToken) {
+		dst = append(dst, a.ID)
+		afterSpecial = true
+	})
+	return dst, nil
+}
+
+// chatRender accumulates rendered text and, with mask, which bytes come from
+// the template itself (where added tokens may be matched).
+type chatRender struct {
+	sb      strings.Builder
+	mask    bool
+	allowed []bool
+}
+
+func (r *chatRender) add(s string, template bool) {
+	r.sb.WriteString(s)
+	if r.mask {
+		for range len(s) {
+			r.allowed = append(r.allowed, template)
+		}
+	}
+}
+
+func (t *Tokenizer) render(r *chatRender, msgs []Message, addGenerationPrompt bool) error {
 	switch t.chat {
 	case chatPhi4:
 		for _, m := range msgs {
 			switch m.Role {
 			case "system", "user", "assistant":
-				sb.WriteString("<|im_start|>" + m.Role + "<|im_sep|>" + m.Content + "<|im_end|>")
+				r.add("<|im_start|>"+m.Role+"<|im_sep|>", true)
+				r.add(m.Content, false)
+				r.add("<|im_end|>", true)
 			}
 		}
 		if addGenerationPrompt {
-			sb.WriteString("<|im_start|>assistant<|im_sep|>")
+			r.add("<|im_start|>assistant<|im_sep|>", true)
 		}
 	case chatPhi4Mini:
 		for _, m := range msgs {
-			sb.WriteString("<|" + m.Role + "|>" + m.Content)
+			r.add("<|"+m.Role+"|>", true)
+			r.add(m.Content, false)
 			if m.Role == "system" && m.Tools != "" {
-				sb.WriteString("<|tool|>" + m.Tools + "<|/tool|>")
+				r.add("<|tool|>", true)
+				r.add(m.Tools, false)
+				r.add("<|/tool|>", true)
 			}
-			sb.WriteString("<|end|>")
+			r.add("<|end|>", true)
 		}
 		if addGenerationPrompt {
-			sb.WriteString("<|assistant|>")
+			r.add("<|assistant|>", true)
 		} else if t.eos >= 0 {
-			sb.WriteString(t.tokens[t.eos])
+			r.add(t.tokens[t.eos], true)
 		}
 	default:
-		return "", ErrNoChatTemplate
+		return ErrNoChatTemplate
 	}
-	return sb.String(), nil
+	return nil
 }

@@ -95,6 +95,74 @@ func TestChat(t *testing.T) {
 	}
 }
 
+// TestEncodeChat: EncodeChat gives HF's ids when contents hold no added-token
+// text, and keeps added-token text typed in contents as ordinary text.
+func TestEncodeChat(t *testing.T) {
+	cases := chatCases(t)
+	for _, m := range []struct {
+		model   string
+		sources []source
+	}{
+		{"phi4", cl100kSources()},
+		{"phi4mini", o200kSources()},
+	} {
+		for _, src := range m.sources {
+			t.Run(m.model+"/"+src.name, func(t *testing.T) {
+				tok := mustLoad(t, src.path(t))
+				for _, c := range cases {
+					if c.Model != m.model || c.AddGenerationPrompt == nil {
+						continue
+					}
+					msgs := make([]Message, len(c.Messages))
+					empty := make([]Message, len(c.Messages))
+					injected := false
+					for i, cm := range c.Messages {
+						msgs[i] = Message{Role: cm.Role, Content: cm.Content}
+						empty[i] = Message{Role: cm.Role}
+						if cm.Tools != nil {
+							msgs[i].Tools = *cm.Tools
+							empty[i].Tools = "x"
+						}
+						injected = injected || strings.Contains(msgs[i].Content+msgs[i].Tools, "<|")
+					}
+					ids, err := tok.EncodeChat(msgs, *c.AddGenerationPrompt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !injected {
+						checkIDs(t, c.Case, ids, c.HF)
+						continue
+					}
+					// Only the template's control tokens are special.
+					skeleton, _ := tok.ApplyChatTemplate(empty, *c.AddGenerationPrompt)
+					want := 0
+					for _, id := range tok.Encode(skeleton, EncodeOptions{AllowSpecial: true}) {
+						if tok.IsSpecial(id) {
+							want++
+						}
+					}
+					got := 0
+					for _, id := range ids {
+						if tok.IsSpecial(id) {
+							got++
+						}
+					}
+					if got != want {
+						t.Errorf("%s: %d special ids, template has %d", c.Case, got, want)
+					}
+					if text := tok.Decode(ids); !strings.Contains(text, msgs[0].Content) {
+						t.Errorf("%s: decoded %q lost the content", c.Case, text)
+					}
+				}
+			})
+		}
+	}
+	tok := mustLoad(t, testrefs.Path(t, "models", "stories260K", "stories260K.gguf"))
+	if _, err := tok.EncodeChat([]Message{{Role: "user", Content: "hi"}}, true); err != ErrNoChatTemplate {
+		t.Errorf("EncodeChat without a template: %v", err)
+	}
+}
+
 // TestStopIDs checks BOS/EOS and stop ids against the models' configs.
 func TestStopIDs(t *testing.T) {
 	check := func(t *testing.T, tok *Tokenizer, bos, eos int, stop []int) {
