@@ -171,7 +171,16 @@ func (b *Backend) loadWeight(t *weights.Tensor) (*weight, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf, err := b.dev.Wrap(data)
+	var buf Buffer
+	if uintptr(unsafe.Pointer(&data[0]))%16 == 0 {
+		buf, err = b.dev.Wrap(data) // zero copy: the kernels read the memory map
+	} else {
+		// Vector loads need aligned rows (GGUF aligns tensors; a
+		// safetensors file may not): copy this one.
+		if buf, err = b.dev.Alloc(len(data)); err == nil {
+			copy(buf.Bytes(), data)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
