@@ -32,8 +32,12 @@ var versionRE = regexp.MustCompile(`clang version (\d+)\.`)
 // preferring $PHI4MAC_CLANG, then versioned names, then plain clang++.
 func Clang() (string, error) {
 	if p := os.Getenv(EnvVar); p != "" {
-		if _, err := version(p); err != nil {
+		v, err := version(p)
+		if err != nil {
 			return "", fmt.Errorf("%s=%s: %w", EnvVar, p, err)
+		}
+		if v < MinVersion {
+			return "", fmt.Errorf("%s=%s: clang %d, need %d or later", EnvVar, p, v, MinVersion)
 		}
 		return p, nil
 	}
