@@ -70,7 +70,7 @@ type Tokenizer struct {
 // Encode returns the token ids of text. Invalid UTF-8 is encoded byte by
 // byte (every byte has a token), so Decode(Encode(s)) == s for any s.
 func (t *Tokenizer) Encode(text string, opts EncodeOptions) []int {
-	out := make([]int, 0, len(text)/3+2)
+	out := make([]int, 0, len(text)/2+8) // text averages ~3 bytes a token
 	return t.AppendEncode(out, text, opts)
 }
 
