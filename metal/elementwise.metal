@@ -140,3 +140,15 @@ kernel void embed_q6_k(device const uchar* table [[buffer(0)]],
     device const uchar* row = table + ulong(ids[t]) * a.row_bytes;
     for (uint b = lane; b < a.k / QK_K; b += ntg) deq_q6_k(row + b * BYTES_Q6_K, dst + t * a.dst_stride + b * QK_K);
 }
+
+// Streams n4 float4 values once (the self-test's bandwidth probe); each
+// thread writes its sum so the reads cannot be optimised away.
+kernel void read_bandwidth(device const float4* src [[buffer(0)]],
+                           device float* out [[buffer(1)]],
+                           constant uint& n4 [[buffer(2)]],
+                           uint gid [[thread_position_in_grid]],
+                           uint ngrid [[threads_per_grid]]) {
+    float4 acc = float4(0.0f);
+    for (uint i = gid; i < n4; i += ngrid) acc += src[i];
+    out[gid] = acc.x + acc.y + acc.z + acc.w;
+}

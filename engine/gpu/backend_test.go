@@ -663,3 +663,17 @@ func BenchmarkEmulatedDecodeLayer(bm *testing.B) {
 		step()
 	}
 }
+
+func TestMeasureBandwidth(t *testing.T) {
+	gbs, err := gpu.MeasureBandwidth(context.Background(), device(t), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gbs <= 0 || math.IsInf(gbs, 0) {
+		t.Errorf("bandwidth %v GB/s", gbs)
+	}
+	t.Logf("emulator read bandwidth %.3f GB/s", gbs)
+	if _, err := gpu.MeasureBandwidth(context.Background(), device(t), 8); err == nil {
+		t.Error("8-byte probe accepted")
+	}
+}

@@ -34,6 +34,12 @@ type Device interface {
 	Close() error
 }
 
+// Describer is implemented by devices that can say more about themselves
+// than Name (GPU family, memory limits) for reports.
+type Describer interface {
+	Describe() string
+}
+
 // Buffer is device memory the host can read and write directly.
 type Buffer interface {
 	// Bytes returns the buffer's memory. Reading it while dispatches that

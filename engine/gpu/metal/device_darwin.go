@@ -90,6 +90,24 @@ func open(ctx context.Context) (*Device, error) {
 // Name implements gpu.Device.
 func (d *Device) Name() string { return d.dev.Name() }
 
+// Family returns the newest Apple GPU family the device supports, e.g.
+// "Apple9" (M3/M4), "Apple8" (M2), "Apple7" (M1); darwinkit's enum stops
+// at Apple7, so newer ones are raw values.
+func (d *Device) Family() string {
+	for f := 1010; f >= 1007; f-- {
+		if d.dev.SupportsFamily(mtl.GPUFamily(f)) {
+			return fmt.Sprintf("Apple%d", f-1000)
+		}
+	}
+	return "older than Apple7 (no simdgroup_matrix: unsupported)"
+}
+
+// Describe implements gpu.Describer for reports.
+func (d *Device) Describe() string {
+	return fmt.Sprintf("%s, GPU family %s, working set %.1f GB, max buffer %.1f GB",
+		d.dev.Name(), d.Family(), float64(d.lim.WorkingSet)/1e9, float64(d.lim.MaxBufferLength)/1e9)
+}
+
 // Limits implements gpu.Device.
 func (d *Device) Limits() gpu.Limits { return d.lim }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/phi4mac/phi4mac/engine"
 	"github.com/phi4mac/phi4mac/engine/cpu"
 	"github.com/phi4mac/phi4mac/engine/demo"
+	"github.com/phi4mac/phi4mac/engine/gpu"
 	"github.com/phi4mac/phi4mac/engine/gpu/gpuopen"
 )
 
@@ -34,7 +35,20 @@ func Run(ctx context.Context, opts Options, w io.Writer) (*Report, error) {
 	defer g.Close()
 	c := cpu.New(cpu.Options{Exact: true})
 	defer c.Close()
-	rep := NewReport(g.Device().Name())
+	desc := g.Device().Name()
+	if d, ok := g.Device().(gpu.Describer); ok {
+		desc = d.Describe()
+	}
+	rep := NewReport(desc)
+	probe := 512 << 20 // large enough to stream past the GPU's caches
+	if opts.Device == "emu" {
+		probe = 4 << 20
+	}
+	if bw, err := gpu.MeasureBandwidth(ctx, g.Device(), probe); err == nil {
+		rep.Bandwidth = bw
+	} else {
+		return nil, err
+	}
 	rep.Ops = Ops(ctx, g, c)
 
 	gm, err := gpuopen.Open(ctx, opts.Device)

@@ -50,11 +50,12 @@ func (m ModelCheck) OK() bool {
 
 // Report is everything a self-test found.
 type Report struct {
-	Device string
-	GOOS   string
-	GOARCH string
-	Ops    []Check
-	Model  *ModelCheck
+	Device    string
+	GOOS      string
+	GOARCH    string
+	Bandwidth float64 // measured read bandwidth, GB/s (0: not measured)
+	Ops       []Check
+	Model     *ModelCheck
 }
 
 // OK reports whether every check passed.
@@ -70,6 +71,10 @@ func (r *Report) OK() bool {
 // Write prints the report as plain text.
 func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "phi4mac selftest: %s (%s/%s)\n", r.Device, r.GOOS, r.GOARCH)
+	if r.Bandwidth > 0 {
+		fmt.Fprintf(w, "  read bandwidth %.1f GB/s: phi-4 decode ceiling %.1f tokens/s at Q4_0, %.1f at Q8_0, %.1f at F16\n",
+			r.Bandwidth, r.Bandwidth/7.96, r.Bandwidth/15.03, r.Bandwidth/28.29)
+	}
 	for _, c := range r.Ops {
 		status := "ok  "
 		if !c.OK() {
