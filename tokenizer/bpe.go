@@ -188,12 +188,15 @@ type bpe struct {
 	// (the 256 byte tokens and every merge result) to its id. A piece found
 	// here is emitted as one token without merging, as tiktoken does.
 	whole wholeTable
+	// tokLen is each token's length in bytes (merged tokens are at most a
+	// few hundred bytes long).
+	tokLen []uint16
 }
 
 // newBPE builds the model from tokens (raw bytes per id, "" for none) and
 // merge rules given as pairs of ids in priority order.
 func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
-	m := &bpe{merges: newPairTable(len(merges)), whole: newWholeTable(len(merges) + 256)}
+	m := &bpe{merges: newPairTable(len(merges)), whole: newWholeTable(len(merges) + 256), tokLen: make([]uint16, len(tokens))}
 	for i := range m.byteID {
 		m.byteID[i] = -1
 	}
@@ -202,6 +205,10 @@ func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
 		if tok == "" {
 			continue
 		}
+		if len(tok) > math.MaxUint16 {
+			return nil, fmt.Errorf("token %d is %d bytes long", id, len(tok))
+		}
+		m.tokLen[id] = uint16(len(tok))
 		if _, dup := all[tok]; !dup {
 			all[tok] = int32(id)
 		}
@@ -352,13 +359,31 @@ const hugePiece = 4096
 // a higher rank than the merge itself, which holds for merge tables learned
 // by BPE (a rule's parts come from earlier rules); if a table breaks it,
 // encodeHuge reports false and the heap takes over.
+//
+// Memory is 4 bytes per input byte plus 4 per pending merge: the part
+// starting at position i is ids[i] (-1 inside a part), it ends after its
+// token's length, and the previous part is found by stepping back over at
+// most one token's length.
 func (m *bpe) encodeHuge(dst []int, piece string) ([]int, bool) {
-	n := len(piece)
-	parts := make([]part, n)
-	for i := 0; i < n; i++ {
-		parts[i] = part{id: m.byteID[piece[i]], prev: int32(i - 1), next: int32(i + 1)}
+	n := int32(len(piece))
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = m.byteID[piece[i]]
 	}
-	parts[n-1].next = -1
+	next := func(l int32) int32 {
+		if e := l + int32(m.tokLen[ids[l]]); e < n {
+			return e
+		}
+		return -1
+	}
+	prev := func(l int32) int32 {
+		for p := l - 1; p >= 0; p-- {
+			if ids[p] >= 0 {
+				return p
+			}
+		}
+		return -1
+	}
 	// Pending merge positions by rank: lists[index[rank]].
 	index := map[uint32]int{}
 	var lists [][]int32
@@ -377,9 +402,9 @@ func (m *bpe) encodeHuge(dst []int, piece string) ([]int, bool) {
 		}
 		lists[lastList] = append(lists[lastList], pos)
 	}
-	for i := 0; i < n-1; i++ {
-		if rank, _ := m.merges.get(parts[i].id, parts[i+1].id); rank != noMerge {
-			add(rank, int32(i))
+	for i := int32(0); i < n-1; i++ {
+		if rank, _ := m.merges.get(ids[i], ids[i+1]); rank != noMerge {
+			add(rank, i)
 		}
 	}
 	for len(pending) > 0 {
@@ -393,29 +418,29 @@ func (m *bpe) encodeHuge(dst []int, piece string) ([]int, bool) {
 			slices.Sort(list)
 		}
 		for _, l := range list {
-			r := parts[l].next
-			if parts[l].id < 0 || r < 0 {
+			if ids[l] < 0 {
 				continue
 			}
-			got, merged := m.merges.get(parts[l].id, parts[r].id)
+			r := next(l)
+			if r < 0 {
+				continue
+			}
+			got, merged := m.merges.get(ids[l], ids[r])
 			if got != rank {
 				continue // stale
 			}
-			parts[l].id = merged
-			parts[r].id = -1
-			nr := parts[r].next
-			parts[l].next = nr
-			if nr >= 0 {
-				parts[nr].prev = l
-				if nrank, _ := m.merges.get(merged, parts[nr].id); nrank != noMerge {
+			ids[l] = merged
+			ids[r] = -1
+			if nr := next(l); nr >= 0 {
+				if nrank, _ := m.merges.get(merged, ids[nr]); nrank != noMerge {
 					if nrank <= rank {
 						return dst, false
 					}
 					add(nrank, l)
 				}
 			}
-			if p := parts[l].prev; p >= 0 {
-				if prank, _ := m.merges.get(parts[p].id, merged); prank != noMerge {
+			if p := prev(l); p >= 0 {
+				if prank, _ := m.merges.get(ids[p], merged); prank != noMerge {
 					if prank <= rank {
 						return dst, false
 					}
@@ -424,8 +449,8 @@ func (m *bpe) encodeHuge(dst []int, piece string) ([]int, bool) {
 			}
 		}
 	}
-	for i := int32(0); i >= 0; i = parts[i].next {
-		dst = append(dst, int(parts[i].id))
+	for i := int32(0); i >= 0; i = next(i) {
+		dst = append(dst, int(ids[i]))
 	}
 	return dst, true
 }
