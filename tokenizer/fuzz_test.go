@@ -104,6 +104,37 @@ func FuzzLoadTokenizerJSON(f *testing.F) {
 	})
 }
 
+// FuzzLoadVocabMerges: corrupt vocab.json / merges.txt give an error or a
+// working tokenizer, never a panic.
+func FuzzLoadVocabMerges(f *testing.F) {
+	for _, m := range []string{"micro", "micromini"} {
+		v, err := os.ReadFile(testrefs.Path(f, "models", m, "hf", "vocab.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		mg, err := os.ReadFile(testrefs.Path(f, "models", m, "hf", "merges.txt"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(v, mg)
+	}
+	f.Fuzz(func(t *testing.T, vocab, merges []byte) {
+		s, err := parseVocabMerges(vocab, merges)
+		if err != nil {
+			return
+		}
+		s.pattern = PatternO200K
+		tok, err := build(s)
+		if err != nil {
+			return
+		}
+		text := "Hello wörld 123 \xff"
+		if got := tok.Decode(tok.Encode(text, EncodeOptions{})); got != text {
+			t.Fatalf("loaded tokenizer does not round-trip: %q", got)
+		}
+	})
+}
+
 // tokenizerGGUF writes a tensor-less GGUF holding only the tokenizer.*
 // metadata of the GGUF at path: a small fuzz seed.
 func tokenizerGGUF(tb testing.TB, path string) []byte {

@@ -272,25 +272,17 @@ func parseJSONMerges(raw json.RawMessage) ([][2]string, error) {
 // loadVocabMerges reads a GPT-2 style folder: vocab.json, merges.txt, and
 // added tokens from tokenizer_config.json or added_tokens.json.
 func loadVocabMerges(dir string) (*Tokenizer, error) {
-	data, err := readFile(filepath.Join(dir, "vocab.json"))
+	vocabData, err := readFile(filepath.Join(dir, "vocab.json"))
 	if err != nil {
 		return nil, err
 	}
-	var vocab map[string]int
-	if err := json.Unmarshal(data, &vocab); err != nil {
-		return nil, fmt.Errorf("vocab.json: %w", err)
-	}
-	s := newSpec()
-	s.kind = kindBPE
-	if s.vocab, err = vocabList(vocab); err != nil {
-		return nil, fmt.Errorf("vocab.json: %w", err)
-	}
-	data, err = readFile(filepath.Join(dir, "merges.txt"))
+	mergesData, err := readFile(filepath.Join(dir, "merges.txt"))
 	if err != nil {
 		return nil, err
 	}
-	if s.merges, err = parseMergesTxt(data); err != nil {
-		return nil, fmt.Errorf("merges.txt: %w", err)
+	s, err := parseVocabMerges(vocabData, mergesData)
+	if err != nil {
+		return nil, err
 	}
 	if err := readConfigs(s, dir, true); err != nil {
 		return nil, err
@@ -299,6 +291,24 @@ func loadVocabMerges(dir string) (*Tokenizer, error) {
 		return nil, err
 	}
 	return build(s)
+}
+
+// parseVocabMerges reads the contents of vocab.json and merges.txt.
+func parseVocabMerges(vocabData, mergesData []byte) (*spec, error) {
+	var vocab map[string]int
+	if err := json.Unmarshal(vocabData, &vocab); err != nil {
+		return nil, fmt.Errorf("vocab.json: %w", err)
+	}
+	s := newSpec()
+	s.kind = kindBPE
+	var err error
+	if s.vocab, err = vocabList(vocab); err != nil {
+		return nil, fmt.Errorf("vocab.json: %w", err)
+	}
+	if s.merges, err = parseMergesTxt(mergesData); err != nil {
+		return nil, fmt.Errorf("merges.txt: %w", err)
+	}
+	return s, nil
 }
 
 // parseMergesTxt reads merges.txt: an optional "#version" line, then one
