@@ -6,7 +6,8 @@
 // row t sees positions 0..pos0+t).
 // attn_partial_* grid: (n_heads, n_tok, n_split) threadgroups of 32 threads
 // (one simdgroup): lane j scores position base+j, then every lane
-// accumulates its own head dimensions. head_dim <= 256.
+// accumulates its own head dimensions. head_dim <= 256. With a single
+// split it writes the normalised output itself.
 #include <metal_stdlib>
 #include "args.h"
 using namespace metal;
@@ -15,7 +16,7 @@ using namespace metal;
 
 template <typename KV>
 inline void attn_partial_impl(device const float* qkv, device const KV* kcache, device const KV* vcache,
-                              device float* part, constant AttnArgs& a, uint3 tg, uint lane,
+                              device float* part, device float* dst, constant AttnArgs& a, uint3 tg, uint lane,
                               threadgroup float* probs) {
     uint h = tg.x, t = tg.y, sp = tg.z;
     uint kvh = h / (a.n_heads / a.n_kv_heads);
@@ -54,6 +55,15 @@ inline void attn_partial_impl(device const float* qkv, device const KV* kcache, 
         }
         simdgroup_barrier(mem_flags::mem_threadgroup);
     }
+    if (a.n_split == 1) {
+        // One split: this is the whole softmax, write the output directly
+        // (attn_reduce is not dispatched).
+        for (uint j = 0; j < MAX_DIMS_PER_LANE; j++) {
+            uint d = lane + 32 * j;
+            if (d < a.head_dim) dst[t * a.dst_stride + h * a.head_dim + d] = acc[j] / l;
+        }
+        return;
+    }
     device float* out = part + ((ulong(t) * a.n_heads + h) * a.n_split + sp) * (2 + a.head_dim);
     if (lane == 0) {
         out[0] = m;
@@ -70,10 +80,11 @@ kernel void attn_partial_f16(device const float* qkv [[buffer(0)]],
                              device const half* vcache [[buffer(2)]],
                              device float* part [[buffer(3)]],
                              constant AttnArgs& a [[buffer(4)]],
+                             device float* dst [[buffer(5)]],
                              uint3 tg [[threadgroup_position_in_grid]],
                              uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float probs[32];
-    attn_partial_impl<half>(qkv, kcache, vcache, part, a, tg, lane, probs);
+    attn_partial_impl<half>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
 }
 
 kernel void attn_partial_f32(device const float* qkv [[buffer(0)]],
@@ -81,10 +92,11 @@ kernel void attn_partial_f32(device const float* qkv [[buffer(0)]],
                              device const float* vcache [[buffer(2)]],
                              device float* part [[buffer(3)]],
                              constant AttnArgs& a [[buffer(4)]],
+                             device float* dst [[buffer(5)]],
                              uint3 tg [[threadgroup_position_in_grid]],
                              uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float probs[32];
-    attn_partial_impl<float>(qkv, kcache, vcache, part, a, tg, lane, probs);
+    attn_partial_impl<float>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
 }
 
 // attn_reduce grid: (n_heads, n_tok) threadgroups of 32 threads.

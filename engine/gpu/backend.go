@@ -32,6 +32,15 @@ type Backend struct {
 	// once they have grown.
 	bindSlab []Binding
 	argSlab  []byte
+	// rope holds a recorded RoPE until the next operation: when that is the
+	// attention over the same rows, the two fuse (rope_append_*: rotate and
+	// append to the KV cache in one dispatch).
+	rope struct {
+		d     Dispatch
+		q     tensor
+		pos0  int
+		valid bool
+	}
 }
 
 // Options tune a Backend.
@@ -76,7 +85,18 @@ func (b *Backend) fail(err error) {
 	}
 }
 
-func (b *Backend) record(d Dispatch) { b.cmds = append(b.cmds, d) }
+func (b *Backend) record(d Dispatch) {
+	b.flushRope()
+	b.cmds = append(b.cmds, d)
+}
+
+// flushRope records a pending RoPE as its own dispatch.
+func (b *Backend) flushRope() {
+	if b.rope.valid {
+		b.rope.valid = false
+		b.cmds = append(b.cmds, b.rope.d)
+	}
+}
 
 // tensor is an activation matrix in a device buffer.
 type tensor struct {
@@ -443,7 +463,8 @@ func (b *Backend) RoPE(qkv engine.Buffer, pos0 int, r *engine.Rope) {
 	if r.Mode == engine.RopeNorm {
 		mode = 1
 	}
-	b.record(Dispatch{
+	b.flushRope()
+	b.rope.d = Dispatch{
 		Kernel:  "rope",
 		Groups:  [3]int{r.Heads + r.KVHeads, q.rows, 1},
 		Threads: [3]int{laneThreads, 1, 1},
@@ -452,11 +473,14 @@ func (b *Backend) RoPE(qkv engine.Buffer, pos0 int, r *engine.Rope) {
 			RotHalf: uint32(len(r.InvFreq)), RowStride: uint32(q.cols), Pos0: uint32(pos0), Mode: mode,
 			Scale: float32(r.Scale),
 		})),
-	})
+	}
+	b.rope.q, b.rope.pos0, b.rope.valid = *q, pos0, true
 }
 
-// Attention implements engine.Backend: KV append, then split attention and
-// the reduction of the splits (three dispatches).
+// Attention implements engine.Backend: KV append (fused with a RoPE
+// recorded just before on the same rows), split attention, and the
+// reduction of the splits when there is more than one: two to three
+// dispatches, RoPE included.
 func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer, pos0 int) {
 	d, q := asTensor(dst), asTensor(qkv)
 	c, ok := cache.(*kvCache)
@@ -476,19 +500,32 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 	layerBytes := sp.KVHeads * sp.Ctx * sp.HeadDim * c.elem
 	kb := Binding{Buf: c.k, Offset: layer * layerBytes}
 	vb := Binding{Buf: c.v, Offset: layer * layerBytes}
-	appendK, partialK := "kv_append_f16", "attn_partial_f16"
+	appendK, fusedK, partialK := "kv_append_f16", "rope_append_f16", "attn_partial_f16"
 	if c.elem == 4 {
-		appendK, partialK = "kv_append_f32", "attn_partial_f32"
+		appendK, fusedK, partialK = "kv_append_f32", "rope_append_f32", "attn_partial_f32"
 	}
-	b.record(Dispatch{
-		Kernel:  appendK,
-		Groups:  [3]int{sp.KVHeads, n, 1},
-		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: b.binds(q.bind(), kb, vb, packArgs(b, KVAppendArgs{
-			NTok: uint32(n), NHeads: uint32(heads), NKVHeads: uint32(sp.KVHeads), HeadDim: uint32(sp.HeadDim),
-			RowStride: uint32(q.cols), Ctx: uint32(sp.Ctx), Pos0: uint32(pos0),
-		})),
+	kvArgs := packArgs(b, KVAppendArgs{
+		NTok: uint32(n), NHeads: uint32(heads), NKVHeads: uint32(sp.KVHeads), HeadDim: uint32(sp.HeadDim),
+		RowStride: uint32(q.cols), Ctx: uint32(sp.Ctx), Pos0: uint32(pos0),
 	})
+	if pr := &b.rope; pr.valid && pr.q == *q && pr.pos0 == pos0 && pr.d.Groups[0] == heads+sp.KVHeads {
+		// The RoPE just recorded on these rows: rotate and append at once.
+		pr.valid = false
+		rb := pr.d.Buffers
+		b.record(Dispatch{
+			Kernel:  fusedK,
+			Groups:  pr.d.Groups,
+			Threads: pr.d.Threads,
+			Buffers: b.binds(rb[0], rb[1], rb[2], kb, vb, kvArgs),
+		})
+	} else {
+		b.record(Dispatch{
+			Kernel:  appendK,
+			Groups:  [3]int{sp.KVHeads, n, 1},
+			Threads: [3]int{laneThreads, 1, 1},
+			Buffers: b.binds(q.bind(), kb, vb, kvArgs),
+		})
+	}
 	span := b.opts.AttnSpan
 	nsplit := ceilDiv(pos0+n, span)
 	part, err := b.scratch(&b.partial, 4*n*heads*nsplit*(2+sp.HeadDim))
@@ -505,8 +542,11 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 		Kernel:  partialK,
 		Groups:  [3]int{heads, n, nsplit},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: b.binds(q.bind(), kb, vb, Binding{Buf: part}, args),
+		Buffers: b.binds(q.bind(), kb, vb, Binding{Buf: part}, args, d.bind()),
 	})
+	if nsplit == 1 {
+		return // attn_partial wrote the output
+	}
 	b.record(Dispatch{
 		Kernel:  "attn_reduce",
 		Groups:  [3]int{heads, n, 1},
@@ -547,6 +587,7 @@ func (b *Backend) elementwise(kernel string, src, dst *tensor) {
 // Sync implements engine.Backend: submits the recorded dispatches and
 // waits for them.
 func (b *Backend) Sync() error {
+	b.flushRope()
 	cmds := b.cmds
 	b.cmds = b.cmds[:0]
 	if b.err != nil {

@@ -677,3 +677,52 @@ func TestMeasureBandwidth(t *testing.T) {
 		t.Error("8-byte probe accepted")
 	}
 }
+
+// TestRoPEAttentionFusion: RoPE followed by Attention on the same rows runs
+// as one rope_append dispatch; its results (outputs and cache) must equal
+// the separate kernels' (forced by a Sync in between).
+func TestRoPEAttentionFusion(t *testing.T) {
+	for _, mode := range []engine.RopeMode{engine.RopeNeox, engine.RopeNorm} {
+		for _, kvType := range []quant.Type{quant.F16, quant.F32} {
+			b := newBackend(t, 4)
+			r := rand.New(rand.NewPCG(51, 52))
+			heads, kv, hd := 4, 2, 64
+			rope := &engine.Rope{Mode: mode, Heads: heads, KVHeads: kv, HeadDim: hd, Scale: 1.2}
+			for i := 0; i < 24; i++ { // partial rotary: 48 of 64 dims
+				rope.InvFreq = append(rope.InvFreq, 1/math.Pow(10000, float64(2*i)/48))
+			}
+			spec := engine.KVSpec{Layers: 1, Ctx: 16, KVHeads: kv, HeadDim: hd, Type: kvType}
+			fused, err := b.NewKVCache(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			separate, err := b.NewKVCache(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols := (heads + 2*kv) * hd
+			pos := 0
+			for _, n := range []int{5, 1, 2} {
+				v := randFloats(r, n*cols, 1)
+				q1, q2 := upload(t, b, n, cols, v), upload(t, b, n, cols, v)
+				o1, o2 := b.NewBuffer(n, heads*hd), b.NewBuffer(n, heads*hd)
+				b.RoPE(q1, pos, rope)
+				b.Attention(o1, q1, fused, 0, pos)
+				b.RoPE(q2, pos, rope)
+				if err := b.Sync(); err != nil { // no fusion across a submission
+					t.Fatal(err)
+				}
+				b.Attention(o2, q2, separate, 0, pos)
+				g1, g2 := read(t, b, o1), read(t, b, o2)
+				for i := range g1 {
+					if g1[i] != g2[i] {
+						t.Fatalf("mode %d %s step at %d: [%d] fused %v, separate %v", mode, kvType, pos, i, g1[i], g2[i])
+					}
+				}
+				pos += n
+			}
+			fused.Close()
+			separate.Close()
+		}
+	}
+}
