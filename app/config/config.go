@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,24 +134,9 @@ type LoadOptions struct {
 	Getenv func(string) string
 }
 
-// Load reads defaults, the settings file, PHI4MAC_* environment variables
-// and flags, in that order of precedence, and validates the result.
-// Environment names are the keys upper-cased with "." → "_", e.g.
-// PHI4MAC_TEMPERATURE, PHI4MAC_API_ADDR; PHI4MAC_API_KEY also sets api.token.
-func Load(opts LoadOptions) (Settings, error) {
-	path := opts.Path
-	if path == "" {
-		p, err := DefaultPath()
-		if err != nil {
-			return Settings{}, err
-		}
-		path = p
-	}
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-
+// readFile returns a viper holding the defaults and the file at path (a
+// missing file is not an error).
+func readFile(path string) (*viper.Viper, error) {
 	v := viper.New()
 	d := Defaults()
 	for k, val := range map[string]any{
@@ -168,8 +155,61 @@ func Load(opts LoadOptions) (Settings, error) {
 	if err := v.ReadInConfig(); err != nil {
 		var nf viper.ConfigFileNotFoundError
 		if !errors.As(err, &nf) && !errors.Is(err, fs.ErrNotExist) {
-			return Settings{}, fmt.Errorf("read settings %s: %w", path, err)
+			return nil, fmt.Errorf("read settings %s: %w", path, err)
 		}
+	}
+
+	return v, nil
+}
+
+// Sections are top-level keys of the settings file that belong to other
+// parts of phi4mac (the menu-bar app, document Q&A); Load ignores them and
+// Save keeps them.
+var Sections = []string{"gui", "docs", "store"}
+
+// decode unmarshals v into s, rejecting unknown keys (typos) outside Sections.
+func decode(v *viper.Viper, s *Settings) error {
+	known := map[string]bool{}
+	for _, k := range []string{"model", "models_dir", "temperature", "top_p", "context_length", "max_tokens",
+		"system_prompt", "idle_unload", "api.addr", "api.token", "api.allowed_origins", "api.max_body_bytes",
+		"api.max_prompt_bytes", "api.max_queue"} {
+		known[k] = true
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		if !known[k] && !slices.Contains(Sections, top) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return fmt.Errorf("unknown setting(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(slices.Sorted(maps.Keys(known)), ", "))
+	}
+	return v.Unmarshal(s)
+}
+
+// Load reads defaults, the settings file, PHI4MAC_* environment variables
+// and flags, in that order of precedence, and validates the result.
+// Environment names are the keys upper-cased with "." → "_", e.g.
+// PHI4MAC_TEMPERATURE, PHI4MAC_API_ADDR; PHI4MAC_API_KEY also sets api.token.
+func Load(opts LoadOptions) (Settings, error) {
+	path := opts.Path
+	if path == "" {
+		p, err := DefaultPath()
+		if err != nil {
+			return Settings{}, err
+		}
+		path = p
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+
+	v, err := readFile(path)
+	if err != nil {
+		return Settings{}, err
 	}
 
 	// Environment: read through getenv (so tests need no process env) and
@@ -220,7 +260,7 @@ func Load(opts LoadOptions) (Settings, error) {
 	}
 
 	var s Settings
-	if err := v.UnmarshalExact(&s); err != nil {
+	if err := decode(v, &s); err != nil {
 		return Settings{}, fmt.Errorf("settings (%s, PHI4MAC_* environment, flags): %w", path, err)
 	}
 	s.ModelsDir = expandHome(s.ModelsDir)

@@ -129,8 +129,14 @@ func TestSaveKeepsUnknownKeysAndRoundTrips(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode = %v, want 0640 kept", fi.Mode().Perm())
 	}
-	// The unknown keys make a strict Load fail, so load through a copy without them.
+	// "api.extra" is unknown (a strict Load refuses it), "gui" is another part's section.
+	if _, err := Load(LoadOptions{Path: path, Getenv: env(nil)}); err == nil || !strings.Contains(err.Error(), "api.extra") {
+		t.Errorf("Load with an unknown key: %v", err)
+	}
 	clean := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(clean, []byte("gui:\n  theme: dark\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := Save(clean, s); err != nil {
 		t.Fatal(err)
 	}
@@ -175,5 +181,38 @@ func TestIsLoopbackHost(t *testing.T) {
 		if got := IsLoopbackHost(host); got != want {
 			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+func TestSet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("system_prompt: keep me\ngui:\n  theme: dark\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PHI4MAC_API_KEY", "from-env") // must not end up in the file
+	if _, err := Set(path, "gui.theme", "light"); err == nil {
+		t.Error("Set changed another part's section")
+	}
+	s, err := Set(path, "temperature", "0.25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Temperature != 0.25 || s.SystemPrompt != "keep me" {
+		t.Errorf("after set: %+v", s)
+	}
+	if _, err := Set(path, "api.allowed_origins", "http://localhost:3000,http://localhost:5173"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(LoadOptions{Path: path, Getenv: env(nil)})
+	if err != nil || got.Temperature != 0.25 || len(got.API.AllowedOrigins) != 2 || got.API.Token != "" {
+		t.Errorf("reloaded: %+v %v", got, err)
+	}
+	for _, bad := range [][2]string{{"temprature", "1"}, {"temperature", "hot"}, {"top_p", "7"}} {
+		if _, err := Set(path, bad[0], bad[1]); err == nil {
+			t.Errorf("Set(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "from-env") || strings.Contains(string(b), "hot") || !strings.Contains(string(b), "theme: dark") {
+		t.Errorf("file: %s", b)
 	}
 }

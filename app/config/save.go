@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -114,4 +116,47 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	ok = true
 	return nil
+}
+
+// Keys lists the settings' names as used in the file and by Set.
+func Keys() []string {
+	v, _ := readFile(filepath.Join(os.TempDir(), "phi4mac-no-such-settings-file.yaml"))
+	keys := v.AllKeys()
+	slices.Sort(keys)
+	return keys
+}
+
+// Set changes one setting in the file at path (empty: DefaultPath) and
+// saves it with Save. Only the file and the defaults are read, so values
+// that come from the environment or flags are never written into the file.
+func Set(path, key, value string) (Settings, error) {
+	if path == "" {
+		p, err := DefaultPath()
+		if err != nil {
+			return Settings{}, err
+		}
+		path = p
+	}
+	v, err := readFile(path)
+	if err != nil {
+		return Settings{}, err
+	}
+	if !slices.Contains(Keys(), key) {
+		return Settings{}, fmt.Errorf("unknown setting %q; settings are: %s", key, strings.Join(Keys(), ", "))
+	}
+	if key == "api.allowed_origins" {
+		v.Set(key, splitList(value))
+	} else {
+		v.Set(key, value)
+	}
+	var s Settings
+	if err := decode(v, &s); err != nil {
+		return Settings{}, fmt.Errorf("set %s: %w", key, err)
+	}
+	s.ModelsDir = expandHome(s.ModelsDir)
+	s.Model = expandHome(s.Model)
+	if err := Save(path, s); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
 }

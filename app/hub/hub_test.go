@@ -30,6 +30,7 @@ type fakeHub struct {
 	badHash  map[string]bool // advertise a wrong sha256
 	dropOnce map[string]int  // drop the connection after this many bytes, once
 	slow     bool            // the CDN sends 16 KiB per millisecond
+	noLFSAPI bool            // the file list omits LFS hashes: only X-Linked-Etag has them
 
 	mu       sync.Mutex
 	ranges   []string // Range header of each CDN request, "file|range"
@@ -78,7 +79,7 @@ func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 		var sib []map[string]any
 		for name, b := range h.files {
 			s := map[string]any{"rfilename": name, "size": len(b)}
-			if h.lfs[name] {
+			if h.lfs[name] && !h.noLFSAPI {
 				s["lfs"] = map[string]any{"sha256": h.sha(name), "size": len(b), "pointerSize": 134}
 			}
 			sib = append(sib, s)
@@ -289,6 +290,29 @@ func TestPullRejectsWrongChecksum(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("%s kept after a checksum mismatch", f)
 		}
+	}
+}
+
+func TestPullVerifiesLinkedEtag(t *testing.T) {
+	for _, bad := range []bool{false, true} {
+		h := newFakeHub(t, "")
+		h.noLFSAPI = true
+		data := h.add("model.safetensors", 70_000, true)
+		h.files["config.json"] = []byte("{}")
+		h.badHash["model.safetensors"] = bad // the redirect's X-Linked-Etag is then wrong
+		root := t.TempDir()
+		ref, _ := ParseRef(repo)
+		_, err := h.client().Pull(context.Background(), ref, root)
+		if bad {
+			if !errors.Is(err, ErrChecksum) {
+				t.Errorf("wrong X-Linked-Etag: err = %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, filepath.Join(root, "acme", "phi-test", "model.safetensors"), data)
 	}
 }
 
