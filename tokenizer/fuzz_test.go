@@ -205,6 +205,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad merge", "f.json", `{"pre_tokenizer":{"type":"Split","pattern":{"Regex":` + jsonString(cl100kRegex) + `},"behavior":"Isolated"},"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, "unknown token"},
 		{"bad id", "g.json", `{"pre_tokenizer":{"type":"Split","pattern":{"Regex":` + jsonString(cl100kRegex) + `},"behavior":"Isolated"},"model":{"type":"BPE","vocab":{"a":-4},"merges":[]}}`, "out of range"},
 		{"gguf garbage", "h.gguf", "GGUF\x03\x00\x00\x00", "gguf"},
+		{"prefix space", "i.json", `{"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":true},"model":{"type":"BPE","vocab":{},"merges":[]}}`, "add_prefix_space"},
+		{"single word", "j.json", `{"added_tokens":[{"id":0,"content":"x","single_word":true}],"pre_tokenizer":{"type":"Split","pattern":{"Regex":` + jsonString(cl100kRegex) + `},"behavior":"Isolated"},"model":{"type":"BPE","vocab":{},"merges":[]}}`, "single_word"},
 	}
 	for _, tt := range tests {
 		_, err := Load(write(tt.file, tt.content))

@@ -82,8 +82,9 @@ func readFile(path string) ([]byte, error) {
 // hfAddedToken is an entry of tokenizer.json's added_tokens or
 // tokenizer_config.json's added_tokens_decoder.
 type hfAddedToken struct {
-	ID      *int   `json:"id"`
-	Content string `json:"content"`
+	ID         *int   `json:"id"`
+	Content    string `json:"content"`
+	SingleWord bool   `json:"single_word"`
 	LStrip  bool   `json:"lstrip"`
 	RStrip  bool   `json:"rstrip"`
 	Special bool   `json:"special"`
@@ -111,8 +112,9 @@ type hfPreTokenizer struct {
 		String *string `json:"String"`
 	} `json:"pattern"`
 	Behavior string `json:"behavior"`
-	Invert   bool   `json:"invert"`
-	UseRegex bool   `json:"use_regex"`
+	Invert         bool   `json:"invert"`
+	UseRegex       bool   `json:"use_regex"`
+	AddPrefixSpace bool   `json:"add_prefix_space"`
 }
 
 // loadTokenizerJSON reads an HF tokenizer.json and the config files beside it.
@@ -173,6 +175,9 @@ func parseTokenizerJSON(data []byte) (*spec, error) {
 		if a.ID == nil {
 			return nil, fmt.Errorf("added token %q has no id", a.Content)
 		}
+		if a.SingleWord {
+			return nil, fmt.Errorf("added token %q: single_word is not supported", a.Content)
+		}
 		s.added = append(s.added, AddedToken{ID: *a.ID, Content: a.Content, Special: a.Special, LStrip: a.LStrip, RStrip: a.RStrip})
 	}
 	return s, nil
@@ -208,6 +213,9 @@ func patternFromPreTokenizer(raw json.RawMessage) (Pattern, error) {
 		case "ByteLevel":
 			if st.UseRegex {
 				return PatternNone, errors.New("pre_tokenizer: ByteLevel with GPT-2's own regex is not supported")
+			}
+			if st.AddPrefixSpace {
+				return PatternNone, errors.New("pre_tokenizer: ByteLevel add_prefix_space is not supported")
 			}
 		default:
 			return PatternNone, fmt.Errorf("pre_tokenizer: unsupported step %q", st.Type)
@@ -430,6 +438,9 @@ func readConfigs(s *spec, dir string, wantAdded bool) error {
 			var id int
 			if _, err := fmt.Sscanf(key, "%d", &id); err != nil {
 				return fmt.Errorf("%s: added_tokens_decoder key %q is not an id", cfgPath, key)
+			}
+			if a.SingleWord {
+				return fmt.Errorf("%s: added token %q: single_word is not supported", cfgPath, a.Content)
 			}
 			s.added = append(s.added, AddedToken{ID: id, Content: a.Content, Special: a.Special, LStrip: a.LStrip, RStrip: a.RStrip})
 		}
