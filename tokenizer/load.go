@@ -85,9 +85,9 @@ type hfAddedToken struct {
 	ID         *int   `json:"id"`
 	Content    string `json:"content"`
 	SingleWord bool   `json:"single_word"`
-	LStrip  bool   `json:"lstrip"`
-	RStrip  bool   `json:"rstrip"`
-	Special bool   `json:"special"`
+	LStrip     bool   `json:"lstrip"`
+	RStrip     bool   `json:"rstrip"`
+	Special    bool   `json:"special"`
 }
 
 type hfTokenizerJSON struct {
@@ -111,7 +111,7 @@ type hfPreTokenizer struct {
 		Regex  *string `json:"Regex"`
 		String *string `json:"String"`
 	} `json:"pattern"`
-	Behavior string `json:"behavior"`
+	Behavior       string `json:"behavior"`
 	Invert         bool   `json:"invert"`
 	UseRegex       bool   `json:"use_regex"`
 	AddPrefixSpace bool   `json:"add_prefix_space"`
