@@ -12,7 +12,9 @@ struct RMSNormArgs {
     float eps;
 };
 
-// GemvArgs: dst[t][r] = dot(W[r], x[t]) (+ dst[t][r] when accumulate != 0).
+// GemvArgs: s = dot(W[r], x[t]); accumulate 0: dst[t][r] = s;
+// 1: dst[t][r] += s; 2: dst[t][r] = s and acc[t][r] += s (the product and
+// the residual add it feeds, in one pass).
 struct GemvArgs {
     uint k;          // input features (row length of W)
     uint n;          // output features (rows of W)
@@ -20,10 +22,11 @@ struct GemvArgs {
     uint n_tok;      // rows of x
     uint x_stride;   // floats between rows of x
     uint dst_stride; // floats between rows of dst
-    uint accumulate; // 1: add into dst (fused residual)
+    uint accumulate; // 0, 1 or 2, see above
+    uint acc_stride; // floats between rows of acc (accumulate 2)
 };
 
-// GemmArgs: dst[t][r] = dot(W[r], x[t]) for a batch of tokens (prefill).
+// GemmArgs: the same for a batch of tokens (prefill).
 struct GemmArgs {
     uint k;
     uint n;
@@ -32,6 +35,7 @@ struct GemmArgs {
     uint x_stride;
     uint dst_stride;
     uint accumulate;
+    uint acc_stride;
 };
 
 // RopeArgs: rotates q and k heads in place in the fused qkv rows.

@@ -24,7 +24,8 @@ struct ElemQ4_K { static float get(device const uchar* r, uint k) { return elem_
 struct ElemQ6_K { static float get(device const uchar* r, uint k) { return elem_q6_k(r, k); } };
 
 template <typename E>
-inline void gemm_tiles(device const uchar* w, device const float* x, device float* dst, constant GemmArgs& a,
+inline void gemm_tiles(device const uchar* w, device const float* x, device float* dst, device float* acc,
+                       constant GemmArgs& a,
                        uint2 tg, uint tid, uint sg, threadgroup float* ws, threadgroup float* xs,
                        threadgroup float* cs) {
     uint row0 = tg.x * TM, tok0 = tg.y * TN;
@@ -63,77 +64,79 @@ inline void gemm_tiles(device const uchar* w, device const float* x, device floa
         uint r = i / TN, t = i % TN;
         if (row0 + r < a.n && tok0 + t < a.n_tok) {
             device float* d = dst + (tok0 + t) * a.dst_stride + row0 + r;
-            *d = a.accumulate != 0 ? *d + cs[r * TN + t] : cs[r * TN + t];
+            float v = cs[r * TN + t];
+            *d = a.accumulate == 1 ? *d + v : v;
+            if (a.accumulate == 2) acc[(tok0 + t) * a.acc_stride + row0 + r] += v;
         }
     }
 }
 
 kernel void gemm_f32(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemF32>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemF32>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }
 
 kernel void gemm_f16(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemF16>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemF16>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }
 
 kernel void gemm_q8_0(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemQ8_0>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemQ8_0>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }
 
 kernel void gemm_q4_0(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemQ4_0>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemQ4_0>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }
 
 kernel void gemm_q5_0(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemQ5_0>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemQ5_0>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }
 
 kernel void gemm_q4_k(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemQ4_K>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemQ4_K>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }
 
 kernel void gemm_q6_k(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemmArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
     threadgroup float ws[TM * TK];
     threadgroup float xs[TK * TN];
     threadgroup float cs[TM * TN];
-    gemm_tiles<ElemQ6_K>(w, x, dst, a, tg, tid, sg, ws, xs, cs);
+    gemm_tiles<ElemQ6_K>(w, x, dst, acc, a, tg, tid, sg, ws, xs, cs);
 }

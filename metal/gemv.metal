@@ -33,13 +33,14 @@ struct FmtQ6_K {
     static float dot(device const uchar* p, uint sub, device const float* x) { return dot_q6_k_sub(p, sub, x); }
 };
 
-inline void gemv_store(device float* dst, constant GemvArgs& a, uint t, uint row, float s) {
+inline void gemv_store(device float* dst, device float* acc, constant GemvArgs& a, uint t, uint row, float s) {
     device float* d = dst + t * a.dst_stride + row;
-    *d = a.accumulate != 0 ? *d + s : s;
+    *d = a.accumulate == 1 ? *d + s : s;
+    if (a.accumulate == 2) acc[t * a.acc_stride + row] += s;
 }
 
 template <typename F>
-inline void gemv_blocks(device const uchar* w, device const float* x, device float* dst,
+inline void gemv_blocks(device const uchar* w, device const float* x, device float* dst, device float* acc,
                         constant GemvArgs& a, uint2 tg, uint sg, uint lane) {
     uint row0 = (tg.x * 2 + sg) * ROWS;
     uint t = tg.y;
@@ -57,49 +58,49 @@ inline void gemv_blocks(device const uchar* w, device const float* x, device flo
     }
     for (uint r = 0; r < ROWS; r++) {
         float s = simd_sum(sum[r]);
-        if (lane == 0 && row0 + r < a.n) gemv_store(dst, a, t, row0 + r, s);
+        if (lane == 0 && row0 + r < a.n) gemv_store(dst, acc, a, t, row0 + r, s);
     }
 }
 
 kernel void gemv_q8_0(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                       device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                      uint2 tg [[threadgroup_position_in_grid]],
+                      device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                       uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
-    gemv_blocks<FmtQ8_0>(w, x, dst, a, tg, sg, lane);
+    gemv_blocks<FmtQ8_0>(w, x, dst, acc, a, tg, sg, lane);
 }
 
 kernel void gemv_q4_0(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                       device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                      uint2 tg [[threadgroup_position_in_grid]],
+                      device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                       uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
-    gemv_blocks<FmtQ4_0>(w, x, dst, a, tg, sg, lane);
+    gemv_blocks<FmtQ4_0>(w, x, dst, acc, a, tg, sg, lane);
 }
 
 kernel void gemv_q5_0(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                       device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                      uint2 tg [[threadgroup_position_in_grid]],
+                      device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                       uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
-    gemv_blocks<FmtQ5_0>(w, x, dst, a, tg, sg, lane);
+    gemv_blocks<FmtQ5_0>(w, x, dst, acc, a, tg, sg, lane);
 }
 
 kernel void gemv_q4_k(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                       device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                      uint2 tg [[threadgroup_position_in_grid]],
+                      device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                       uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
-    gemv_blocks<FmtQ4_K>(w, x, dst, a, tg, sg, lane);
+    gemv_blocks<FmtQ4_K>(w, x, dst, acc, a, tg, sg, lane);
 }
 
 kernel void gemv_q6_k(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                       device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                      uint2 tg [[threadgroup_position_in_grid]],
+                      device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                       uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
-    gemv_blocks<FmtQ6_K>(w, x, dst, a, tg, sg, lane);
+    gemv_blocks<FmtQ6_K>(w, x, dst, acc, a, tg, sg, lane);
 }
 
 // F16 rows: half4 loads when rows are 8-byte aligned (k % 4 == 0).
 kernel void gemv_f16(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                      uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
     uint row0 = (tg.x * 2 + sg) * ROWS;
     uint t = tg.y;
@@ -120,13 +121,13 @@ kernel void gemv_f16(device const uchar* w [[buffer(0)]], device const float* x 
     }
     for (uint r = 0; r < ROWS; r++) {
         float s = simd_sum(sum[r]);
-        if (lane == 0 && row0 + r < a.n) gemv_store(dst, a, t, row0 + r, s);
+        if (lane == 0 && row0 + r < a.n) gemv_store(dst, acc, a, t, row0 + r, s);
     }
 }
 
 kernel void gemv_f32(device const uchar* w [[buffer(0)]], device const float* x [[buffer(1)]],
                      device float* dst [[buffer(2)]], constant GemvArgs& a [[buffer(3)]],
-                     uint2 tg [[threadgroup_position_in_grid]],
+                     device float* acc [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
                      uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
     uint row0 = (tg.x * 2 + sg) * ROWS;
     uint t = tg.y;
@@ -140,6 +141,6 @@ kernel void gemv_f32(device const uchar* w [[buffer(0)]], device const float* x 
     }
     for (uint r = 0; r < ROWS; r++) {
         float s = simd_sum(sum[r]);
-        if (lane == 0 && row0 + r < a.n) gemv_store(dst, a, t, row0 + r, s);
+        if (lane == 0 && row0 + r < a.n) gemv_store(dst, acc, a, t, row0 + r, s);
     }
 }

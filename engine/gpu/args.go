@@ -13,12 +13,12 @@ type RMSNormArgs struct {
 
 // GemvArgs mirrors struct GemvArgs.
 type GemvArgs struct {
-	K, N, RowBytes, NTok, XStride, DstStride, Accumulate uint32
+	K, N, RowBytes, NTok, XStride, DstStride, Accumulate, AccStride uint32
 }
 
 // GemmArgs mirrors struct GemmArgs.
 type GemmArgs struct {
-	K, N, RowBytes, NTok, XStride, DstStride, Accumulate uint32
+	K, N, RowBytes, NTok, XStride, DstStride, Accumulate, AccStride uint32
 }
 
 // RopeArgs mirrors struct RopeArgs.

@@ -41,6 +41,16 @@ type Backend struct {
 		pos0  int
 		valid bool
 	}
+	// mm holds a recorded matrix product until the next operation: when
+	// that adds the product into another buffer (the residual), the add
+	// happens in the product's epilogue (accumulate mode 2).
+	mm struct {
+		d     Dispatch
+		dst   tensor
+		gemm  bool
+		args  GemvArgs // GemmArgs has the same fields
+		valid bool
+	}
 }
 
 // Options tune a Backend.
@@ -90,11 +100,15 @@ func (b *Backend) record(d Dispatch) {
 	b.cmds = append(b.cmds, d)
 }
 
-// flushRope records a pending RoPE as its own dispatch.
+// flushRope records a pending RoPE or matrix product as its own dispatch.
 func (b *Backend) flushRope() {
 	if b.rope.valid {
 		b.rope.valid = false
 		b.cmds = append(b.cmds, b.rope.d)
+	}
+	if b.mm.valid {
+		b.mm.valid = false
+		b.cmds = append(b.cmds, b.mm.d)
 	}
 }
 
@@ -229,6 +243,15 @@ type nilBuffer struct{}
 
 func (nilBuffer) Bytes() []byte  { return nil }
 func (nilBuffer) Release() error { return nil }
+
+// overlaps reports whether two activation views share memory.
+func overlaps(a, b *tensor) bool {
+	if a.buf != b.buf {
+		return false
+	}
+	aEnd, bEnd := a.off+4*a.rows*a.cols, b.off+4*b.rows*b.cols
+	return a.off < bEnd && b.off < aEnd
+}
 
 // Rows implements engine.Buffer views.
 func (b *Backend) Rows(x engine.Buffer, start, n int) engine.Buffer {
@@ -403,37 +426,45 @@ func (b *Backend) matmul(dst, x engine.Buffer, w engine.Weight, accumulate bool)
 	if accumulate {
 		acc = 1
 	}
-	if b.opts.GemmMinTokens > 0 && s.rows >= b.opts.GemmMinTokens {
-		k, err := gemmKernel(wt.typ)
-		if err != nil {
-			b.fail(err)
-			return
-		}
-		b.record(Dispatch{
-			Kernel:  k,
-			Groups:  [3]int{ceilDiv(d.cols, gemmRowsPerTG), ceilDiv(s.rows, gemmTokensPerTG), 1},
-			Threads: [3]int{gemmThreads, 1, 1},
-			Buffers: b.binds(Binding{Buf: wt.buf}, s.bind(), d.bind(), packArgs(b, GemmArgs{
-				K: uint32(s.cols), N: uint32(d.cols), RowBytes: uint32(wt.rowBytes), NTok: uint32(s.rows),
-				XStride: uint32(s.cols), DstStride: uint32(d.cols), Accumulate: acc,
-			})),
-		})
-		return
+	args := GemvArgs{
+		K: uint32(s.cols), N: uint32(d.cols), RowBytes: uint32(wt.rowBytes), NTok: uint32(s.rows),
+		XStride: uint32(s.cols), DstStride: uint32(d.cols), Accumulate: acc, AccStride: uint32(d.cols),
 	}
+	gemm := b.opts.GemmMinTokens > 0 && s.rows >= b.opts.GemmMinTokens
 	k, err := gemvKernel(wt.typ)
+	if gemm {
+		k, err = gemmKernel(wt.typ)
+	}
 	if err != nil {
 		b.fail(err)
 		return
 	}
-	b.record(Dispatch{
+	ds := b.matmulDispatch(k, gemm, wt, s, d, d, args)
+	if accumulate {
+		b.record(ds)
+		return
+	}
+	b.flushRope()
+	b.mm.d, b.mm.dst, b.mm.gemm, b.mm.args, b.mm.valid = ds, *d, gemm, args, true
+}
+
+// matmulDispatch builds the dispatch of a GEMV or GEMM (acc is bound at
+// [[buffer(4)]]; only accumulate mode 2 writes it).
+func (b *Backend) matmulDispatch(k string, gemm bool, wt *weight, s, d, acc *tensor, args GemvArgs) Dispatch {
+	if gemm {
+		return Dispatch{
+			Kernel:  k,
+			Groups:  [3]int{ceilDiv(d.cols, gemmRowsPerTG), ceilDiv(s.rows, gemmTokensPerTG), 1},
+			Threads: [3]int{gemmThreads, 1, 1},
+			Buffers: b.binds(Binding{Buf: wt.buf}, s.bind(), d.bind(), packArgs(b, GemmArgs(args)), acc.bind()),
+		}
+	}
+	return Dispatch{
 		Kernel:  k,
 		Groups:  [3]int{ceilDiv(d.cols, gemvRowsPerTG), s.rows, 1},
 		Threads: [3]int{gemvThreads, 1, 1},
-		Buffers: b.binds(Binding{Buf: wt.buf}, s.bind(), d.bind(), packArgs(b, GemvArgs{
-			K: uint32(s.cols), N: uint32(d.cols), RowBytes: uint32(wt.rowBytes), NTok: uint32(s.rows),
-			XStride: uint32(s.cols), DstStride: uint32(d.cols), Accumulate: acc,
-		})),
-	})
+		Buffers: b.binds(Binding{Buf: wt.buf}, s.bind(), d.bind(), packArgs(b, args), acc.bind()),
+	}
 }
 
 // RoPE implements engine.Backend.
@@ -569,6 +600,22 @@ func (b *Backend) Add(dst, x engine.Buffer) {
 	d, s := asTensor(dst), asTensor(x)
 	if d.rows != s.rows || d.cols != s.cols {
 		panic(fmt.Sprintf("gpu: add %dx%d to %dx%d", s.rows, s.cols, d.rows, d.cols))
+	}
+	if m := &b.mm; m.valid && m.dst == *s && !overlaps(d, s) {
+		// dst += the product just recorded: done in its epilogue, which
+		// still writes the product to s as well.
+		m.valid = false
+		args := m.args
+		args.Accumulate, args.AccStride = 2, uint32(d.cols)
+		rb := m.d.Buffers
+		ds := m.d
+		if m.gemm {
+			ds.Buffers = b.binds(rb[0], rb[1], rb[2], packArgs(b, GemmArgs(args)), d.bind())
+		} else {
+			ds.Buffers = b.binds(rb[0], rb[1], rb[2], packArgs(b, args), d.bind())
+		}
+		b.record(ds)
+		return
 	}
 	b.elementwise("add", s, d)
 }

@@ -726,3 +726,46 @@ func TestRoPEAttentionFusion(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulThenAddFusion: MatMul(o) then Add(y, o) runs as one product
+// whose epilogue also adds into y; o must still hold the product.
+func TestMatMulThenAddFusion(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(61, 62))
+	for _, n := range []int{1, 6} {
+		out, in := 21, 64
+		wt := makeTensor(t, r, quant.Q4_0, out, in, randFloats(r, out*in, 1))
+		ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		xv, yv := randFloats(r, n*in, 1), randFloats(r, n*out, 1)
+		x, y := upload(t, b, n, in, xv), upload(t, b, n, out, yv)
+		o := b.NewBuffer(n, out)
+		b.MatMul(o, x, ws[0])
+		b.Add(y, o)
+		gotO, gotY := read(t, b, o), read(t, b, y)
+		w := dequant(t, wt)
+		wantO, wantY := make([]float64, n*out), make([]float64, n*out)
+		for i := 0; i < n; i++ {
+			for j := 0; j < out; j++ {
+				var s float64
+				for k := 0; k < in; k++ {
+					s += w[j*in+k] * float64(xv[i*in+k])
+				}
+				wantO[i*out+j], wantY[i*out+j] = s, float64(yv[i*out+j])+s
+			}
+		}
+		compare(t, fmt.Sprintf("product n=%d", n), gotO, wantO, nil, 1e-5)
+		compare(t, fmt.Sprintf("residual n=%d", n), gotY, wantY, nil, 1e-5)
+		// Adding a buffer into itself must not fuse (it would read and
+		// write the same memory).
+		b.MatMul(o, x, ws[0])
+		b.Add(o, o)
+		got := read(t, b, o)
+		for i := range wantO {
+			wantO[i] *= 2
+		}
+		compare(t, fmt.Sprintf("self add n=%d", n), got, wantO, nil, 1e-5)
+	}
+}
