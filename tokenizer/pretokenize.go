@@ -62,9 +62,9 @@ func patternFromRegex(re string) (Pattern, bool) {
 // llama.cpp uses the cl100k expression for all of these names.
 func patternFromGGUFPre(pre string) (Pattern, bool) {
 	switch pre {
-	case "dbrx", "llama-bpe", "llama3", "smaug-bpe", "phi-4", "cl100k":
+	case "dbrx", "llama-bpe", "llama3", "smaug-bpe":
 		return PatternCL100K, true
-	case "gpt-4o", "o200k", "phi-4-mini", "llama4":
+	case "gpt-4o":
 		return PatternO200K, true
 	}
 	return PatternNone, false
