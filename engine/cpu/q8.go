@@ -34,15 +34,13 @@ func quantizeQ8(x []float32, a *q8Acts) {
 		}
 		d := amax / 127
 		var id float32
-		if d != 0 {
-			id = 1 / d
+		if amax != 0 {
+			id = 127 / amax // as llama.cpp's AVX2 quantize_row_q8_0
 		}
 		q := a.q[32*b : 32*b+32]
 		sum := 0
 		for j, v := range xs {
-			q[j] = int8(math.RoundToEven(float64(v * id)))
-			// llama.cpp uses roundf (half away from zero); ties are
-			// measure-zero for real activations.
+			q[j] = int8(math.RoundToEven(float64(v * id))) // _MM_ROUND_NEAREST
 			sum += int(q[j])
 		}
 		dh := f16ToF32(f32ToF16(d))
