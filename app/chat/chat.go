@@ -193,6 +193,9 @@ func (s *session) answer(ctx context.Context, line string) error {
 	}
 	if err != nil {
 		s.history = s.history[:len(s.history)-1] // the question got no answer
+		if errors.Is(err, llm.ErrContextFull) {
+			return fmt.Errorf("%w: the conversation no longer fits the model's context; /new starts a fresh one (or raise --ctx)", err)
+		}
 		return err
 	}
 	s.history = append(s.history, llm.Message{Role: "assistant", Content: strings.TrimSpace(text.String())})

@@ -214,3 +214,16 @@ func TestMarkdownAnswer(t *testing.T) {
 		t.Errorf("not rendered as Markdown: %q", o)
 	}
 }
+
+func TestRunContextFullHint(t *testing.T) {
+	l := &llmtest.Loader{ContextLength: 12}
+	var out bytes.Buffer
+	in := "one two three\nfour five six seven eight nine ten\n/new\nshort\n"
+	if err := Run(context.Background(), Options{Model: fakeModel(t, l), In: strings.NewReader(in), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	o := out.String()
+	if !strings.Contains(o, "/new starts a fresh one") || !strings.Contains(o, "echo: short") {
+		t.Errorf("output:\n%s", o)
+	}
+}

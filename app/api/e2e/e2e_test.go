@@ -697,3 +697,50 @@ func TestConversationPrefixReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestEndToEndTinyPhi4Template runs the tiny model, which has phi-4's full
+// tokenizer and chat template (<|im_start|>…<|im_sep|>…<|im_end|>), through
+// both APIs: the answers equal the engine's greedy output.
+func TestEndToEndTinyPhi4Template(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the tiny model decodes at a few tokens per second on a shared CPU")
+	}
+	path := testrefs.Path(t, "models", "tiny", "phi3-random-tiny-Q4_K_M.gguf")
+	info, err := local.PathInfo(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Name = "tiny"
+	l := &local.Loader{Catalog: func(context.Context) ([]llm.Info, error) { return []llm.Info{info}, nil }, Options: local.Options{SkipMemoryCheck: true}}
+	_, ts := startServer(t, l, nil)
+	ctx := context.Background()
+	const maxTokens = 4
+	msgs := []tokenizer.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Héllo — what's 2+2?"}}
+	want := greedy(t, path, msgs, "", maxTokens)
+	if want == "" {
+		t.Fatal("engine produced no text; the comparison would be empty")
+	}
+
+	oa := newOpenAI(ts)
+	resp, err := oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:     "tiny",
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(msgs[0].Content), openai.UserMessage(msgs[1].Content)},
+		MaxTokens: openai.Int(maxTokens), Temperature: openai.Float(0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Choices[0].Message.Content; got != want {
+		t.Errorf("OpenAI: %q, engine: %q", got, want)
+	}
+	var chat strings.Builder
+	err = newOllama(t, ts).Chat(ctx, &ollama.ChatRequest{Model: "tiny", Options: map[string]any{"temperature": 0, "num_predict": maxTokens},
+		Messages: []ollama.Message{{Role: "system", Content: msgs[0].Content}, {Role: "user", Content: msgs[1].Content}}},
+		func(r ollama.ChatResponse) error { chat.WriteString(r.Message.Content); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chat.String() != want {
+		t.Errorf("Ollama: %q, engine: %q", chat.String(), want)
+	}
+}
