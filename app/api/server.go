@@ -1,12 +1,3 @@
-// Package api is phi4mac's local HTTP server: an OpenAI-compatible API
-// under /v1 and an Ollama-compatible API under /api, over one loaded model.
-//
-// Generations run one at a time; waiting requests are served in arrival
-// order. A client that disconnects cancels its generation at once. The
-// model loads on first use and unloads after an idle period. Every request
-// must name a loopback host (DNS-rebinding defence), browser origins must be
-// listed explicitly (no "*"), and an optional bearer token guards all
-// endpoints.
 package api
 
 import (
