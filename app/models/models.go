@@ -41,6 +41,9 @@ type Catalog struct {
 	LMStudioDirs []string
 	// Default, when set, is the name or path listed first.
 	Default string
+	// Families, when set, limits the list to these architectures
+	// (general.architecture / model_type), e.g. what the engine runs.
+	Families []string
 
 	mu    sync.Mutex
 	cache map[string]cachedInfo // GGUF descriptions by path
@@ -81,14 +84,15 @@ func (c *Catalog) describe(path string) (llm.Info, error) {
 
 // DefaultCatalog returns a catalogue over dir and the usual places of
 // Ollama ($OLLAMA_MODELS or ~/.ollama/models) and LM Studio
-// (~/.lmstudio/models, ~/.cache/lm-studio/models).
+// (~/.lmstudio/models, ~/.cache/lm-studio/models), listing the
+// architectures phi4mac's engine runs (phi3: the Phi-4 family; llama).
 func DefaultCatalog(dir, defaultModel string) *Catalog {
 	home, _ := os.UserHomeDir()
 	ollama := os.Getenv("OLLAMA_MODELS")
 	if ollama == "" && home != "" {
 		ollama = filepath.Join(home, ".ollama", "models")
 	}
-	c := &Catalog{Dir: dir, OllamaDir: ollama, Default: defaultModel}
+	c := &Catalog{Dir: dir, OllamaDir: ollama, Default: defaultModel, Families: []string{"phi3", "llama"}}
 	if home != "" {
 		c.LMStudioDirs = []string{filepath.Join(home, ".lmstudio", "models"), filepath.Join(home, ".cache", "lm-studio", "models")}
 	}
@@ -103,6 +107,9 @@ func (c *Catalog) List(ctx context.Context) ([]llm.Info, error) {
 	add := func(list []llm.Info, err error) error {
 		if err != nil {
 			return err
+		}
+		if len(c.Families) > 0 {
+			list = slices.DeleteFunc(list, func(m llm.Info) bool { return !slices.Contains(c.Families, m.Family) })
 		}
 		slices.SortFunc(list, func(a, b llm.Info) int { return cmp.Compare(a.Name, b.Name) })
 		out = append(out, list...)

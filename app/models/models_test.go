@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,10 +59,14 @@ func fakeStores(t testing.TB) (*Catalog, string) {
 		[]byte(strings.Replace(manifest, digest, strings.Repeat("00", 32), 1))) // blob missing: skipped
 	write(filepath.Join(ollama, "manifests", "registry.ollama.ai", "library", "junk", "latest"), []byte("{"))
 
+	// A model of an architecture the engine does not run.
+	write(filepath.Join(store, "qwen", "qwen-x", "config.json"), []byte(`{"model_type":"qwen2"}`))
+	write(filepath.Join(store, "qwen", "qwen-x", "model.safetensors"), []byte("x"))
+
 	lms := filepath.Join(root, "lmstudio")
 	write(filepath.Join(lms, "lmstudio-community", "phi-4-GGUF", "phi-4-Q8_0.gguf"), gguf)
 
-	return &Catalog{Dir: store, OllamaDir: ollama, LMStudioDirs: []string{lms, filepath.Join(root, "missing")}}, root
+	return &Catalog{Dir: store, OllamaDir: ollama, LMStudioDirs: []string{lms, filepath.Join(root, "missing")}, Families: []string{"phi3", "llama"}}, root
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -100,6 +105,15 @@ func TestListFindsAllStores(t *testing.T) {
 	}
 	if lm := byName["lmstudio:lmstudio-community/phi-4-GGUF/phi-4-Q8_0"]; lm.Source != SourceLMStudio || !strings.HasPrefix(lm.Path, filepath.Join(root, "lmstudio")) {
 		t.Errorf("lm studio model = %+v", lm)
+	}
+}
+
+func TestFamiliesFilter(t *testing.T) {
+	c, _ := fakeStores(t)
+	c.Families = nil
+	list, _ := c.List(context.Background())
+	if len(list) != 6 || !slices.Contains(names(list), "qwen/qwen-x") {
+		t.Errorf("unfiltered: %q", names(list))
 	}
 }
 
