@@ -33,24 +33,32 @@ func TestMatMulBatched(t *testing.T) {
 	for _, exact := range []bool{true, false} {
 		b := New(Options{Threads: 2, Exact: exact})
 		for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0, quant.Q4_K} {
-			in := 256
-			for _, out := range []int{1, 5, 16, 37} {
-				for _, n := range []int{2, 3, 4, 7} {
-					w := testWeight(t, b, typ, out, in, rng)
-					x := b.NewBuffer(n, in).(*buffer)
-					for i := range x.data {
-						x.data[i] = float32(rng.NormFloat64())
-					}
-					got := b.NewBuffer(n, out).(*buffer)
-					b.MatMul(got, x, w)
-					for j := 0; j < n; j++ {
-						want := ref.NewBuffer(1, out).(*buffer)
-						ref.MatMul(want, b.Rows(x, j, 1), w)
-						for r := 0; r < out; r++ {
-							g, e := got.data[j*out+r], want.data[r]
-							tol := 1e-4 * (1 + math.Abs(float64(e)))
-							if math.Abs(float64(g-e)) > tol {
-								t.Fatalf("exact=%v %s out=%d n=%d: [%d][%d] = %g, row by row %g", exact, typ, out, n, j, r, g, e)
+			ins := []int{256, 1056, 12}
+			switch typ.BlockSize() {
+			case 32:
+				ins = []int{256, 1056}
+			case 256:
+				ins = []int{256, 768}
+			}
+			for _, in := range ins {
+				for _, out := range []int{1, 5, 16, 37} {
+					for _, n := range []int{2, 3, 4, 7} {
+						w := testWeight(t, b, typ, out, in, rng)
+						x := b.NewBuffer(n, in).(*buffer)
+						for i := range x.data {
+							x.data[i] = float32(rng.NormFloat64())
+						}
+						got := b.NewBuffer(n, out).(*buffer)
+						b.MatMul(got, x, w)
+						for j := 0; j < n; j++ {
+							want := ref.NewBuffer(1, out).(*buffer)
+							ref.MatMul(want, b.Rows(x, j, 1), w)
+							for r := 0; r < out; r++ {
+								g, e := got.data[j*out+r], want.data[r]
+								tol := 1e-4 * (1 + math.Abs(float64(e)))
+								if math.Abs(float64(g-e)) > tol {
+									t.Fatalf("exact=%v %s in=%d out=%d n=%d: [%d][%d] = %g, row by row %g", exact, typ, in, out, n, j, r, g, e)
+								}
 							}
 						}
 					}
