@@ -31,7 +31,8 @@ type Options struct {
 	// AllowedOrigins are the exact browser origins CORS admits.
 	AllowedOrigins []string
 	// AllowedHosts are Host names accepted besides loopback ones (for a
-	// deliberate non-loopback listen address).
+	// deliberate non-loopback listen address). "*" accepts any Host and is
+	// allowed only with a Token (a rebinding page cannot know the token).
 	AllowedHosts []string
 	// MaxBodyBytes caps a request body (default 8 MiB).
 	MaxBodyBytes int64
@@ -76,6 +77,9 @@ func New(opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, origin: map[string]bool{}, mux: http.NewServeMux()}
+	if slices.Contains(opts.AllowedHosts, "*") && opts.Token == "" {
+		return nil, errors.New("api: AllowedHosts \"*\" requires a Token")
+	}
 	for _, o := range opts.AllowedOrigins {
 		if o == "*" {
 			return nil, errors.New("api: AllowedOrigins may not contain \"*\"")
@@ -169,7 +173,7 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if isLoopbackHost(host) {
 		return true
 	}
-	return slices.ContainsFunc(s.opts.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) })
+	return slices.ContainsFunc(s.opts.AllowedHosts, func(a string) bool { return a == "*" || strings.EqualFold(a, host) })
 }
 
 // isLoopbackHost reports whether host can only reach this machine:

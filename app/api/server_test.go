@@ -218,6 +218,25 @@ func errorMessage(t *testing.T, path string, body []byte) string {
 	return e.Error
 }
 
+func TestAnyHostNeedsToken(t *testing.T) {
+	l := &llmtest.Loader{Models: []string{"m"}}
+	if _, err := New(Options{Loader: l, AllowedHosts: []string{"*"}}); err == nil {
+		t.Error("AllowedHosts * accepted without a token")
+	}
+	_, ts := startServer(t, l, func(o *Options) { o.AllowedHosts = []string{"*"}; o.Token = "t" })
+	req, _ := http.NewRequest("GET", ts.URL+"/api/version", nil)
+	req.Host = "192.168.1.20:11435"
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("LAN host with token: %d", resp.StatusCode)
+	}
+}
+
 func TestQueueFullGets503(t *testing.T) {
 	gate := make(chan struct{})
 	l := &llmtest.Loader{Models: []string{"m"}, OnGenerate: func(ctx context.Context, _ llm.Request) {

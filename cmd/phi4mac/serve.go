@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phi4mac/phi4mac/app/api"
+	"github.com/phi4mac/phi4mac/app/config"
 )
 
 func newServeCmd() *cobra.Command {
@@ -28,6 +29,12 @@ the API with --allow-origin.`,
 			if err != nil {
 				return err
 			}
+			var hosts []string
+			if h, _, err := net.SplitHostPort(s.API.Addr); err == nil && !config.IsLoopbackHost(h) {
+				// Listening beyond loopback (config insists on a token then):
+				// clients reach us by whatever name the network gives.
+				hosts = []string{"*"}
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			srv, err := api.New(api.Options{
 				Loader:         newLoader(s, log),
@@ -36,6 +43,7 @@ the API with --allow-origin.`,
 				IdleUnload:     s.IdleUnload,
 				Token:          s.API.Token,
 				AllowedOrigins: s.API.AllowedOrigins,
+				AllowedHosts:   hosts,
 				MaxBodyBytes:   s.API.MaxBodyBytes,
 				MaxPromptBytes: s.API.MaxPromptBytes,
 				MaxQueue:       s.API.MaxQueue,
