@@ -269,7 +269,7 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 				r := 0
 				for ; r+4 <= nr; r += 4 {
 					ws := [4][]float32{rows[r], rows[r+1], rows[r+2], rows[r+3]}
-					dot4x3(&ws, &xs, &res12)
+					dot4x3(ws, xs, &res12)
 					for i := 0; i < 4; i++ {
 						for t := 0; t < 3; t++ {
 							d.data[(j+t)*out+r0+r+i] = res12[3*i+t]

@@ -32,7 +32,7 @@ type kernels struct {
 	dot4F32 func(r0, r1, r2, r3, x []float32, out *[4]float32)
 	// dot4x3F32 computes out[3i+j] = w[i]·x[j] (the prefill
 	// micro-kernel); all rows have len(x[0]) elements.
-	dot4x3F32 func(w *[4][]float32, x *[3][]float32, out *[12]float32)
+	dot4x3F32 func(w [4][]float32, x [3][]float32, out *[12]float32)
 	// attnScoresF16 sets out[p] = scale·q·k[p] for len(out) consecutive
 	// half-float key rows of len(q) values.
 	attnScoresF16 func(q []float32, k []byte, scale float32, out []float32)
@@ -78,7 +78,7 @@ func genericKernels() *kernels {
 		axpyF32:       axpyF32Generic,
 		axpyF16:       axpyF16Generic,
 		f16Row:        f32ToF16RowGeneric,
-		dot4x3F32: func(w *[4][]float32, x *[3][]float32, out *[12]float32) {
+		dot4x3F32: func(w [4][]float32, x [3][]float32, out *[12]float32) {
 			for i := range w {
 				for j := range x {
 					out[3*i+j] = dotF32Generic(w[i], x[j])

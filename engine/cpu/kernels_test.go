@@ -320,7 +320,7 @@ func TestDot4x3(t *testing.T) {
 				}
 			}
 			var out [12]float32
-			k.dot4x3F32(&w, &x, &out)
+			k.dot4x3F32(w, x, &out)
 			for i := range w {
 				for j := range x {
 					want := dotF32Generic(w[i], x[j])

@@ -113,7 +113,7 @@ func simdKernels(k *kernels) *kernels {
 			out[3] += dotF32Generic(r3[n:len(x)], x[n:])
 		}
 	}
-	s.dot4x3F32 = func(w *[4][]float32, x *[3][]float32, out *[12]float32) {
+	s.dot4x3F32 = func(w [4][]float32, x [3][]float32, out *[12]float32) {
 		n := len(x[0])
 		m := n &^ 7
 		if m > 0 {
