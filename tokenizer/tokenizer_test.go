@@ -484,3 +484,45 @@ func TestStreamDecoder(t *testing.T) {
 		t.Errorf("Flush = %q", f)
 	}
 }
+
+// TestEveryTokenReachable: merging the bytes of any BPE token gives that
+// token. So the whole-piece lookup (tiktoken's shortcut) never changes a
+// result compared with plain merging (HF tokenizers): the two agree on every
+// input for these vocabularies. The 19 o200k ids without merges are
+// phi-4-mini's <|endoftext00|>-style placeholders, outside o200k_base.
+func TestEveryTokenReachable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("merges 300,000 tokens")
+	}
+	for _, c := range []struct {
+		path       string
+		unreachable int
+	}{
+		{testrefs.Path(t, "models", "tiny", "hf", "tokenizer.json"), 0},
+		{testrefs.Path(t, "tokenizer", "phi4mini"), 19},
+	} {
+		tok := mustLoad(t, c.path)
+		st := newEncState()
+		bad := 0
+		for id, s := range tok.tokens {
+			if len(s) < 2 || tok.special[id] {
+				continue
+			}
+			var got []int
+			if len(s) > smallPiece {
+				got = tok.bpe.encodeLong(st, nil, s)
+			} else {
+				got = tok.bpe.merge(st, nil, s)
+			}
+			if len(got) != 1 || got[0] != id {
+				if !strings.HasPrefix(s, "<|endoftext") {
+					t.Errorf("%s: token %d %q merges to %v", c.path, id, s, got)
+				}
+				bad++
+			}
+		}
+		if bad != c.unreachable {
+			t.Errorf("%s: %d unreachable tokens, want %d", c.path, bad, c.unreachable)
+		}
+	}
+}
