@@ -495,7 +495,7 @@ func TestEveryTokenReachable(t *testing.T) {
 		t.Skip("merges 300,000 tokens")
 	}
 	for _, c := range []struct {
-		path       string
+		path        string
 		unreachable int
 	}{
 		{testrefs.Path(t, "models", "tiny", "hf", "tokenizer.json"), 0},
