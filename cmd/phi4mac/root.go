@@ -34,6 +34,7 @@ from Hugging Face safetensors or GGUF files, on Apple Silicon through Metal or o
 		newChatCmd(),
 		newPullCmd(),
 		newOpenURLCmd(),
+		newConfigCmd(),
 	)
 	return root
 }
