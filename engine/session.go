@@ -248,8 +248,9 @@ func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) erro
 		}
 		return fn(t)
 	}
+	stringStop := false // a stop string matched: nothing after it is shown
 	finish := func(reason FinishReason, err error) (Result, error) {
-		if tail := stopText.flush(dec.Flush()); tail != "" && reason != FinishStop {
+		if tail := stopText.flush(dec.Flush()); tail != "" && !stringStop {
 			if e := emit(Token{ID: -1, Text: tail}); e != nil && err == nil {
 				err, reason = e, FinishCancelled
 			}
@@ -291,6 +292,7 @@ func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) erro
 			return finish(FinishCancelled, err)
 		}
 		if hit {
+			stringStop = true
 			return finish(FinishStop, nil)
 		}
 		if req.MaxTokens > 0 && len(res.Tokens) >= req.MaxTokens {

@@ -182,6 +182,21 @@ func TestStops(t *testing.T) {
 	if res.Finish != engine.FinishStop || res.StopID != stop || !equalIDs(res.Tokens, full.Tokens[:2]) {
 		t.Errorf("stop id %d: finish %s, stop %d, tokens %v", stop, res.Finish, res.StopID, res.Tokens)
 	}
+	// Text held back as a possible stop string is shown when a stop id
+	// ends generation instead.
+	tail := full.Text[:strings.Index(full.Text, "Lily")+2] // "... named Li"
+	var ids []int
+	for k := range full.Tokens {
+		piece := m.Tokenizer().Decode(full.Tokens[:k+1])
+		if len(piece) >= len(tail) {
+			ids = full.Tokens[:k+1]
+			break
+		}
+	}
+	res, err = s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 30, StopStrings: []string{"Lily!!"}, StopIDs: []int{full.Tokens[len(ids)]}}, nil)
+	if err != nil || res.Finish != engine.FinishStop || res.Text != m.Tokenizer().Decode(ids) {
+		t.Errorf("stop id after a held-back prefix: %v, finish %s, text %q, want %q", err, res.Finish, res.Text, m.Tokenizer().Decode(ids))
+	}
 	// A held-back prefix of a stop string that never completes is flushed.
 	res, err = s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 30, StopStrings: []string{"Lily!!"}}, nil)
 	if err != nil || res.Text != full.Text || res.Finish != engine.FinishLength {
