@@ -5,9 +5,13 @@ package gpuopen
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 
+	"github.com/phi4mac/phi4mac/engine"
 	"github.com/phi4mac/phi4mac/engine/gpu"
+	"github.com/phi4mac/phi4mac/engine/gpu/metal"
 )
 
 // Kinds lists the device kinds Open accepts.
@@ -27,4 +31,24 @@ func Open(ctx context.Context, kind string) (*gpu.Backend, error) {
 
 func unknown(kind string) error {
 	return fmt.Errorf("gpu: unknown device kind %q (want one of %v)", kind, Kinds)
+}
+
+// Auto returns the Metal backend when this machine has a usable GPU and
+// otherwise fallback() (the CPU backend), logging why the GPU was not used:
+// no Metal device, or kernels that did not compile (the log holds the
+// Metal compiler's message).
+func Auto(ctx context.Context, fallback func() engine.Backend, log *slog.Logger) engine.Backend {
+	b, err := Open(ctx, "auto")
+	if err == nil {
+		return b
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if errors.Is(err, metal.ErrUnavailable) {
+		log.Debug("no Metal GPU; using the CPU backend", "reason", err)
+	} else {
+		log.Warn("the Metal backend failed to start; using the CPU backend", "err", err)
+	}
+	return fallback()
 }
