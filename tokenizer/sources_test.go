@@ -89,6 +89,16 @@ func cl100kSources() []source {
 		{"gguf", func(t testing.TB) string {
 			return testrefs.Path(t, "models", "tiny", "phi3-random-tiny-Q4_K_M.gguf")
 		}},
+		// microsoft/phi-4's own tokenizer_config.json (added tokens, flags,
+		// chat template) beside the cl100k vocab.json and merges.txt.
+		{"vocab.json+merges.txt+phi-4 config", func(t testing.TB) string {
+			return synth(t, "cl100k-phi4-config", func(dir string) (string, error) {
+				if err := linkExisting(hf(t), dir, "vocab.json", "merges.txt", "generation_config.json"); err != nil {
+					return "", err
+				}
+				return dir, linkExisting(testrefs.Path(t, "tokenizer", "phi4"), dir, "tokenizer_config.json")
+			})
+		}},
 	}
 }
 
