@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,9 @@ import (
 	"github.com/phi4mac/phi4mac/app/llm"
 	"github.com/phi4mac/phi4mac/app/llm/local"
 	"github.com/phi4mac/phi4mac/app/models"
+	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/engine/gpu/gpuopen"
 )
 
 // addSettingsFlags registers the settings flags shared by ask, chat and
@@ -40,12 +44,22 @@ func loadSettings(cmd *cobra.Command) (config.Settings, error) {
 
 // newLoader resolves models through the local catalogue (phi4mac's store,
 // Ollama's, LM Studio's), with the embedded demo model as the last resort.
+// Models run on Metal when the Mac has a usable GPU, else on the CPU.
 func newLoader(s config.Settings, log *slog.Logger) *local.Loader {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	cat := models.DefaultCatalog(s.ModelsDir, s.Model)
 	return &local.Loader{
 		Catalog: cat.List,
-		Options: local.Options{ContextLength: s.ContextLength, Logger: log},
-		Demo:    true,
+		Options: local.Options{
+			ContextLength: s.ContextLength,
+			Logger:        log,
+			NewBackend: func() engine.Backend {
+				return gpuopen.Auto(context.Background(), func() engine.Backend { return cpu.New(cpu.Options{}) }, log)
+			},
+		},
+		Demo: true,
 	}
 }
 
