@@ -28,6 +28,13 @@ type BenchResult struct {
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	BytesPerToken int64   `json:"weight_bytes_per_token"` // weight bytes one decode step reads
 	DecodeGBs     float64 `json:"decode_effective_gb_s"`  // BytesPerToken × decode tok/s
+	// CPU time the process used in each phase (0 where unknown). On a
+	// machine shared with other work, wall-clock speed understates what
+	// the kernels do: CPU seconds / threads is the time the run would
+	// take with its cores to itself (an estimate that ignores contention
+	// for memory bandwidth).
+	PrefillCPUSecs float64 `json:"prefill_cpu_s"`
+	DecodeCPUSecs  float64 `json:"decode_cpu_s"`
 }
 
 // Bench measures prefill (one batched pass over Prompt random tokens) and
@@ -51,11 +58,13 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 		ids[i] = rng.IntN(m.cfg.Vocab)
 	}
 	r := BenchResult{Backend: m.backend.Name(), Prompt: o.Prompt, Gen: o.Gen, BytesPerToken: m.info.DecodeBytes}
-	t0 := time.Now()
+	t0, c0 := time.Now(), processCPUTime()
 	if _, err := s.Forward(ctx, ids, false); err != nil {
 		return r, fmt.Errorf("bench prefill: %w", err)
 	}
 	r.PrefillSecs = time.Since(t0).Seconds()
+	c1 := processCPUTime()
+	r.PrefillCPUSecs = (c1 - c0).Seconds()
 	next := ids[len(ids)-1]
 	t1 := time.Now()
 	for i := 0; i < o.Gen; i++ {
@@ -74,6 +83,7 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 		next = am[0]
 	}
 	r.DecodeSecs = time.Since(t1).Seconds()
+	r.DecodeCPUSecs = (processCPUTime() - c1).Seconds()
 	r.PrefillTokS = float64(o.Prompt) / r.PrefillSecs
 	r.DecodeTokS = float64(o.Gen) / r.DecodeSecs
 	r.DecodeGBs = float64(r.BytesPerToken) * r.DecodeTokS / 1e9

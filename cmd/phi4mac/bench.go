@@ -68,6 +68,11 @@ reports tokens/s, the weight bytes one decode step reads and the effective bandw
 			fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", r.Prompt, r.PrefillSecs, r.PrefillTokS)
 			fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.1f MB of weights per token, %.1f GB/s effective\n",
 				r.Gen, r.DecodeSecs, r.DecodeTokS, float64(r.BytesPerToken)/1e6, r.DecodeGBs)
+			if r.PrefillCPUSecs > 0 && r.DecodeCPUSecs > 0 {
+				t := float64(mf.threads)
+				fmt.Fprintf(w, "cpu      prefill %.1f s, decode %.1f s of CPU time: with %d idle cores about %.1f and %.2f tok/s\n",
+					r.PrefillCPUSecs, r.DecodeCPUSecs, mf.threads, float64(r.Prompt)/(r.PrefillCPUSecs/t), float64(r.Gen)/(r.DecodeCPUSecs/t))
+			}
 			return nil
 		},
 	}
