@@ -1,4 +1,4 @@
-// Causal grouped-query attention over the KV cache (F16 or F32), split over the
+// Causal grouped-query attention over the KV cache (F16, F32 or Q8_0), split over the
 // sequence (flash-decoding): attn_partial computes, for each (head, token,
 // split), the running max, the softmax denominator and the unnormalised
 // weighted sum of values over its chunk of positions; attn_reduce combines
@@ -10,12 +10,27 @@
 // split it writes the normalised output itself.
 #include <metal_stdlib>
 #include "args.h"
+#include "quant.h"
 using namespace metal;
 
 #define MAX_DIMS_PER_LANE 8
 
+// Cache element access: one position of one head is a row of row_bytes(hd).
+struct KVF16 {
+    static uint row_bytes(uint hd) { return 2 * hd; }
+    static float get(device const uchar* row, uint d) { return float(((device const half*)row)[d]); }
+};
+struct KVF32 {
+    static uint row_bytes(uint hd) { return 4 * hd; }
+    static float get(device const uchar* row, uint d) { return ((device const float*)row)[d]; }
+};
+struct KVQ8_0 {
+    static uint row_bytes(uint hd) { return hd / 32 * BYTES_Q8_0; }
+    static float get(device const uchar* row, uint d) { return elem_q8_0(row, d); }
+};
+
 template <typename KV>
-inline void attn_partial_impl(device const float* qkv, device const KV* kcache, device const KV* vcache,
+inline void attn_partial_impl(device const float* qkv, device const uchar* kcache, device const uchar* vcache,
                               device float* part, device float* dst, constant AttnArgs& a, uint3 tg, uint lane,
                               threadgroup float* probs) {
     uint h = tg.x, t = tg.y, sp = tg.z;
@@ -24,8 +39,9 @@ inline void attn_partial_impl(device const float* qkv, device const KV* kcache, 
     uint start = sp * a.chunk;
     uint end = min(start + a.chunk, kv_len);
     device const float* q = qkv + t * a.q_stride + h * a.head_dim;
-    device const KV* kh = kcache + ulong(kvh) * a.ctx * a.head_dim;
-    device const KV* vh = vcache + ulong(kvh) * a.ctx * a.head_dim;
+    uint rb = KV::row_bytes(a.head_dim);
+    device const uchar* kh = kcache + ulong(kvh) * a.ctx * rb;
+    device const uchar* vh = vcache + ulong(kvh) * a.ctx * rb;
     float m = -INFINITY, l = 0.0f;
     float acc[MAX_DIMS_PER_LANE];
     for (uint j = 0; j < MAX_DIMS_PER_LANE; j++) acc[j] = 0.0f;
@@ -33,9 +49,9 @@ inline void attn_partial_impl(device const float* qkv, device const KV* kcache, 
         uint p = base + lane;
         float score = -INFINITY;
         if (p < end) {
-            device const KV* k = kh + ulong(p) * a.head_dim;
+            device const uchar* k = kh + ulong(p) * rb;
             float s = 0.0f;
-            for (uint d = 0; d < a.head_dim; d++) s += q[d] * float(k[d]);
+            for (uint d = 0; d < a.head_dim; d++) s += q[d] * KV::get(k, d);
             score = s * a.scale;
         }
         float mnew = max(m, simd_max(score));
@@ -50,7 +66,7 @@ inline void attn_partial_impl(device const float* qkv, device const KV* kcache, 
             uint d = lane + 32 * j;
             if (d >= a.head_dim) break;
             float s = acc[j] * corr;
-            for (uint i = 0; i < n; i++) s += probs[i] * float(vh[ulong(base + i) * a.head_dim + d]);
+            for (uint i = 0; i < n; i++) s += probs[i] * KV::get(vh + ulong(base + i) * rb, d);
             acc[j] = s;
         }
         simdgroup_barrier(mem_flags::mem_threadgroup);
@@ -76,27 +92,39 @@ inline void attn_partial_impl(device const float* qkv, device const KV* kcache, 
 }
 
 kernel void attn_partial_f16(device const float* qkv [[buffer(0)]],
-                             device const half* kcache [[buffer(1)]],
-                             device const half* vcache [[buffer(2)]],
+                             device const uchar* kcache [[buffer(1)]],
+                             device const uchar* vcache [[buffer(2)]],
                              device float* part [[buffer(3)]],
                              constant AttnArgs& a [[buffer(4)]],
                              device float* dst [[buffer(5)]],
                              uint3 tg [[threadgroup_position_in_grid]],
                              uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float probs[32];
-    attn_partial_impl<half>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
+    attn_partial_impl<KVF16>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
 }
 
 kernel void attn_partial_f32(device const float* qkv [[buffer(0)]],
-                             device const float* kcache [[buffer(1)]],
-                             device const float* vcache [[buffer(2)]],
+                             device const uchar* kcache [[buffer(1)]],
+                             device const uchar* vcache [[buffer(2)]],
                              device float* part [[buffer(3)]],
                              constant AttnArgs& a [[buffer(4)]],
                              device float* dst [[buffer(5)]],
                              uint3 tg [[threadgroup_position_in_grid]],
                              uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float probs[32];
-    attn_partial_impl<float>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
+    attn_partial_impl<KVF32>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
+}
+
+kernel void attn_partial_q8_0(device const float* qkv [[buffer(0)]],
+                              device const uchar* kcache [[buffer(1)]],
+                              device const uchar* vcache [[buffer(2)]],
+                              device float* part [[buffer(3)]],
+                              constant AttnArgs& a [[buffer(4)]],
+                              device float* dst [[buffer(5)]],
+                              uint3 tg [[threadgroup_position_in_grid]],
+                              uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float probs[32];
+    attn_partial_impl<KVQ8_0>(qkv, kcache, vcache, part, dst, a, tg, lane, probs);
 }
 
 // attn_reduce grid: (n_heads, n_tok) threadgroups of 32 threads.

@@ -63,6 +63,36 @@ kernel void kv_append_f32(device const float* qkv [[buffer(0)]],
     }
 }
 
+// Q8_0 cache: each position of a head is head_dim/32 blocks (half scale,
+// 32 int8), quantised like GGML's reference (d = max|x|/127, round half
+// away from zero). Lane b quantises block b; head_dim % 32 == 0, <= 256.
+inline void q8_0_block(device const float* x, device uchar* out) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; i++) amax = max(amax, fabs(x[i]));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    *(device half*)out = half(d);
+    device char* q = (device char*)(out + 2);
+    for (int i = 0; i < 32; i++) q[i] = char(round(x[i] * id));
+}
+
+kernel void kv_append_q8_0(device const float* qkv [[buffer(0)]],
+                           device uchar* kcache [[buffer(1)]],
+                           device uchar* vcache [[buffer(2)]],
+                           constant KVAppendArgs& a [[buffer(3)]],
+                           uint2 tg [[threadgroup_position_in_grid]],
+                           uint lane [[thread_index_in_threadgroup]]) {
+    uint h = tg.x, t = tg.y;
+    device const float* k = qkv + t * a.row_stride + (a.n_heads + h) * a.head_dim;
+    device const float* v = qkv + t * a.row_stride + (a.n_heads + a.n_kv_heads + h) * a.head_dim;
+    uint nb = a.head_dim / 32;
+    ulong off = (ulong(h) * a.ctx + a.pos0 + t) * nb * BYTES_Q8_0;
+    if (lane < nb) {
+        q8_0_block(k + 32 * lane, kcache + off + lane * BYTES_Q8_0);
+        q8_0_block(v + 32 * lane, vcache + off + lane * BYTES_Q8_0);
+    }
+}
+
 // Embedding rows: one threadgroup per token, lanes over the row's blocks.
 kernel void embed_f32(device const uchar* table [[buffer(0)]],
                       device const uint* ids [[buffer(1)]],

@@ -263,36 +263,43 @@ func (b *Backend) Rows(x engine.Buffer, start, n int) engine.Buffer {
 }
 
 // kvCache is one session's keys and values: K and V of all layers, each
-// [layers][kv_heads][ctx][head_dim] of F16 or F32.
+// [layers][kv_heads][ctx] rows of rowBytes (head_dim values in F16, F32 or
+// Q8_0 blocks).
 type kvCache struct {
-	spec engine.KVSpec
-	k, v Buffer
-	elem int
+	spec     engine.KVSpec
+	k, v     Buffer
+	rowBytes int
 }
 
 func (c *kvCache) Spec() engine.KVSpec { return c.spec }
 func (c *kvCache) Bytes() int64 {
-	return 2 * int64(c.spec.Layers*c.spec.KVHeads*c.spec.Ctx*c.spec.HeadDim*c.elem)
+	return 2 * int64(c.spec.Layers) * int64(c.spec.KVHeads) * int64(c.spec.Ctx) * int64(c.rowBytes)
 }
 func (c *kvCache) Close() error {
 	return errors.Join(c.k.Release(), c.v.Release())
 }
 
-// NewKVCache implements engine.Backend.
+// NewKVCache implements engine.Backend. Besides F16 and F32 it offers a
+// Q8_0 cache (about half of F16's memory; head_dim a multiple of 32).
 func (b *Backend) NewKVCache(spec engine.KVSpec) (engine.KVCache, error) {
-	elem := 0
-	switch spec.Type {
-	case quant.F16:
-		elem = 2
-	case quant.F32:
-		elem = 4
-	default:
-		return nil, fmt.Errorf("gpu: KV cache type %s: want F16 or F32", spec.Type)
-	}
 	if spec.Layers <= 0 || spec.Ctx <= 0 || spec.KVHeads <= 0 || spec.HeadDim <= 0 || spec.HeadDim > attnMaxHeadDim {
 		return nil, fmt.Errorf("gpu: KV cache %+v: bad shape (head_dim at most %d)", spec, attnMaxHeadDim)
 	}
-	size := int64(spec.Layers) * int64(spec.KVHeads) * int64(spec.Ctx) * int64(spec.HeadDim) * int64(elem)
+	var rowBytes int
+	switch spec.Type {
+	case quant.F16:
+		rowBytes = 2 * spec.HeadDim
+	case quant.F32:
+		rowBytes = 4 * spec.HeadDim
+	case quant.Q8_0:
+		if spec.HeadDim%32 != 0 {
+			return nil, fmt.Errorf("gpu: Q8_0 KV cache needs head_dim a multiple of 32, not %d", spec.HeadDim)
+		}
+		rowBytes = spec.HeadDim / 32 * 34
+	default:
+		return nil, fmt.Errorf("gpu: KV cache type %s: want F16, F32 or Q8_0", spec.Type)
+	}
+	size := int64(spec.Layers) * int64(spec.KVHeads) * int64(spec.Ctx) * int64(rowBytes)
 	if size > b.dev.Limits().MaxBufferLength {
 		return nil, fmt.Errorf("gpu: KV cache of %d bytes per tensor exceeds the device's buffer limit", size)
 	}
@@ -305,7 +312,7 @@ func (b *Backend) NewKVCache(spec engine.KVSpec) (engine.KVCache, error) {
 		k.Release()
 		return nil, fmt.Errorf("gpu: KV cache: %w", err)
 	}
-	return &kvCache{spec: spec, k: k, v: v, elem: elem}, nil
+	return &kvCache{spec: spec, k: k, v: v, rowBytes: rowBytes}, nil
 }
 
 // arena holds small host-written data (token ids) for the commands of one
@@ -528,18 +535,21 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 		b.fail(fmt.Errorf("gpu: attention at layer %d positions [%d,%d) outside the cache (%d layers, %d positions)", layer, pos0, pos0+n, sp.Layers, sp.Ctx))
 		return
 	}
-	layerBytes := sp.KVHeads * sp.Ctx * sp.HeadDim * c.elem
+	layerBytes := sp.KVHeads * sp.Ctx * c.rowBytes
 	kb := Binding{Buf: c.k, Offset: layer * layerBytes}
 	vb := Binding{Buf: c.v, Offset: layer * layerBytes}
 	appendK, fusedK, partialK := "kv_append_f16", "rope_append_f16", "attn_partial_f16"
-	if c.elem == 4 {
+	switch sp.Type {
+	case quant.F32:
 		appendK, fusedK, partialK = "kv_append_f32", "rope_append_f32", "attn_partial_f32"
+	case quant.Q8_0:
+		appendK, fusedK, partialK = "kv_append_q8_0", "", "attn_partial_q8_0"
 	}
 	kvArgs := packArgs(b, KVAppendArgs{
 		NTok: uint32(n), NHeads: uint32(heads), NKVHeads: uint32(sp.KVHeads), HeadDim: uint32(sp.HeadDim),
 		RowStride: uint32(q.cols), Ctx: uint32(sp.Ctx), Pos0: uint32(pos0),
 	})
-	if pr := &b.rope; pr.valid && pr.q == *q && pr.pos0 == pos0 && pr.d.Groups[0] == heads+sp.KVHeads {
+	if pr := &b.rope; fusedK != "" && pr.valid && pr.q == *q && pr.pos0 == pos0 && pr.d.Groups[0] == heads+sp.KVHeads {
 		// The RoPE just recorded on these rows: rotate and append at once.
 		pr.valid = false
 		rb := pr.d.Buffers

@@ -449,6 +449,8 @@ func TestAttention(t *testing.T) {
 		{4, 2, 40, quant.F32, 3},
 		{2, 2, 64, quant.F16, 256},
 		{6, 3, 96, quant.F16, 5},
+		{4, 2, 64, quant.Q8_0, 4},
+		{8, 1, 128, quant.Q8_0, 256},
 	} {
 		t.Run(fmt.Sprintf("h%d_kv%d_d%d_%s_span%d", tc.heads, tc.kv, tc.hd, tc.kvType, tc.span), func(t *testing.T) {
 			b := newBackend(t, tc.span)
@@ -460,11 +462,29 @@ func TestAttention(t *testing.T) {
 			defer cache.Close()
 			cols := (tc.heads + 2*tc.kv) * tc.hd
 			var keys, vals [][]float64 // per position, kv*hd
-			round := func(v float32) float64 {
-				if tc.kvType == quant.F16 {
-					return float64(quant.F16ToF32(quant.F32ToF16(v)))
+			// The reference attends over the cache's values: rounded to
+			// F16, or quantised to Q8_0 by engine/quant's reference.
+			store := func(row []float32) []float64 {
+				out := make([]float64, len(row))
+				switch tc.kvType {
+				case quant.Q8_0:
+					deq := make([]float32, len(row))
+					if err := quant.Dequantize(quant.Q8_0, quant.QuantizeQ8_0(row), deq); err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range deq {
+						out[i] = float64(v)
+					}
+				case quant.F16:
+					for i, v := range row {
+						out[i] = float64(quant.F16ToF32(quant.F32ToF16(v)))
+					}
+				default:
+					for i, v := range row {
+						out[i] = float64(v)
+					}
 				}
-				return float64(v)
+				return out
 			}
 			pos := 0
 			for step, n := range []int{5, 1, 1, 3, 1} {
@@ -476,11 +496,10 @@ func TestAttention(t *testing.T) {
 				want := make([]float64, n*tc.heads*tc.hd)
 				for i := 0; i < n; i++ {
 					row := qv[i*cols:]
-					k := make([]float64, tc.kv*tc.hd)
-					v := make([]float64, tc.kv*tc.hd)
-					for j := range k {
-						k[j] = round(row[tc.heads*tc.hd+j])
-						v[j] = round(row[(tc.heads+tc.kv)*tc.hd+j])
+					var k, v []float64
+					for g := 0; g < tc.kv; g++ { // one head at a time: Q8_0 blocks never span heads
+						k = append(k, store(row[(tc.heads+g)*tc.hd:(tc.heads+g+1)*tc.hd])...)
+						v = append(v, store(row[(tc.heads+tc.kv+g)*tc.hd:(tc.heads+tc.kv+g+1)*tc.hd])...)
 					}
 					keys, vals = append(keys, k), append(vals, v)
 					for h := 0; h < tc.heads; h++ {
@@ -542,11 +561,14 @@ func TestBadInputIsAnError(t *testing.T) {
 	if _, err := b.LoadWeights(context.Background(), []*weights.Tensor{odd}); err == nil {
 		t.Error("Q8_0 rows of 33 values accepted")
 	}
-	if _, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 8, KVHeads: 1, HeadDim: 16, Type: quant.Q4_0}); err == nil {
+	if _, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 8, KVHeads: 1, HeadDim: 32, Type: quant.Q4_0}); err == nil {
 		t.Error("Q4_0 KV cache accepted")
 	}
 	if _, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 8, KVHeads: 1, HeadDim: 512, Type: quant.F16}); err == nil {
 		t.Error("head_dim 512 accepted")
+	}
+	if _, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 8, KVHeads: 1, HeadDim: 16, Type: quant.Q8_0}); err == nil {
+		t.Error("Q8_0 KV cache with head_dim 16 (not whole blocks) accepted")
 	}
 	cache, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 4, KVHeads: 1, HeadDim: 16, Type: quant.F16})
 	if err != nil {
