@@ -37,7 +37,7 @@ func dot4F32AVX2(r0, r1, r2, r3, x *float32, n int, out *[4]float32)
 func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 
 //go:noescape
-func dotQ4_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+func dotQ4_0Q8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
 
 //go:noescape
 func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
@@ -194,7 +194,7 @@ func simdKernels(k *kernels) *kernels {
 			return 0
 		}
 		_ = w[18*nb-1]
-		return dotQ4_0Q8AVX2(&w[0], &a.q[0], &a.d[0], nb)
+		return dotQ4_0Q8AVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb)
 	}
 	s.formats[quant.Q8_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
