@@ -193,25 +193,21 @@ type bpe struct {
 	tokLen []uint16
 }
 
+// mergeRule is one merge: left and right token ids and the merged token id.
+type mergeRule struct{ left, right, merged int32 }
+
 // newBPE builds the model from tokens (raw bytes per id, "" for none) and
-// merge rules given as pairs of ids in priority order.
-func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
+// merge rules in priority order.
+func newBPE(tokens []string, merges []mergeRule) (*bpe, error) {
 	m := &bpe{merges: newPairTable(len(merges)), whole: newWholeTable(len(merges) + 256), tokLen: make([]uint16, len(tokens))}
 	for i := range m.byteID {
 		m.byteID[i] = -1
 	}
-	all := make(map[string]int32, len(tokens))
 	for id, tok := range tokens {
-		if tok == "" {
-			continue
-		}
 		if len(tok) > math.MaxUint16 {
 			return nil, fmt.Errorf("token %d is %d bytes long", id, len(tok))
 		}
 		m.tokLen[id] = uint16(len(tok))
-		if _, dup := all[tok]; !dup {
-			all[tok] = int32(id)
-		}
 		if len(tok) == 1 && m.byteID[tok[0]] < 0 {
 			m.byteID[tok[0]] = int32(id)
 			m.whole.add(tok, int32(id))
@@ -223,14 +219,11 @@ func newBPE(tokens []string, merges [][2]int32) (*bpe, error) {
 		}
 	}
 	for rank, mg := range merges {
-		l, r := mg[0], mg[1]
-		merged := tokens[l] + tokens[r]
-		id, ok := all[merged]
-		if !ok {
-			return nil, fmt.Errorf("merge %d (%q %q): result is not a known token", rank, tokens[l], tokens[r])
+		if tokens[mg.left]+tokens[mg.right] != tokens[mg.merged] {
+			return nil, fmt.Errorf("merge %d (%q %q) does not make token %d", rank, tokens[mg.left], tokens[mg.right], mg.merged)
 		}
-		m.merges.put(l, r, uint32(rank), id)
-		m.whole.add(merged, id)
+		m.merges.put(mg.left, mg.right, uint32(rank), mg.merged)
+		m.whole.add(tokens[mg.merged], mg.merged)
 	}
 	return m, nil
 }

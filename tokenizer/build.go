@@ -86,16 +86,21 @@ func build(s *spec) (*Tokenizer, error) {
 				}
 			}
 		}
-		pairs := make([][2]int32, len(s.merges))
+		rules := make([]mergeRule, len(s.merges))
 		for i, mg := range s.merges {
 			l, okl := ids[mg[0]]
 			r, okr := ids[mg[1]]
 			if !okl || !okr {
 				return nil, fmt.Errorf("merge %d (%q %q) names an unknown token", i, mg[0], mg[1])
 			}
-			pairs[i] = [2]int32{l, r}
+			// Byte-level text maps byte by byte, so it concatenates like the bytes.
+			merged, ok := ids[mg[0]+mg[1]]
+			if !ok {
+				return nil, fmt.Errorf("merge %d (%q %q): result is not a known token", i, mg[0], mg[1])
+			}
+			rules[i] = mergeRule{l, r, merged}
 		}
-		m, err := newBPE(t.tokens, pairs)
+		m, err := newBPE(t.tokens, rules)
 		if err != nil {
 			return nil, err
 		}

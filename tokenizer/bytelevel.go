@@ -2,7 +2,6 @@ package tokenizer
 
 import (
 	"fmt"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -12,11 +11,14 @@ import (
 // the other 68 bytes for U+0100 onwards (space is "Ġ", U+0120).
 type byteLevel struct {
 	toRune   [256]rune
-	fromRune map[rune]byte
+	fromRune [324]int16 // code point → byte, -1 for none; the map ends at U+0143
 }
 
 func newByteLevel() *byteLevel {
-	bl := &byteLevel{fromRune: make(map[rune]byte, 256)}
+	bl := &byteLevel{}
+	for i := range bl.fromRune {
+		bl.fromRune[i] = -1
+	}
 	n := rune(0)
 	for b := 0; b < 256; b++ {
 		printable := (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)
@@ -26,23 +28,21 @@ func newByteLevel() *byteLevel {
 			n++
 		}
 		bl.toRune[b] = r
-		bl.fromRune[r] = byte(b)
+		bl.fromRune[r] = int16(b)
 	}
 	return bl
 }
 
 // decode turns a byte-level token string into its raw bytes.
 func (bl *byteLevel) decode(tok string) (string, error) {
-	var sb strings.Builder
-	sb.Grow(len(tok))
+	raw := make([]byte, 0, len(tok))
 	for i := 0; i < len(tok); {
 		r, n := utf8.DecodeRuneInString(tok[i:])
-		b, ok := bl.fromRune[r]
-		if !ok {
+		if r < 0 || int(r) >= len(bl.fromRune) || bl.fromRune[r] < 0 {
 			return "", fmt.Errorf("token %q: %q is not a byte-level character", tok, r)
 		}
-		sb.WriteByte(b)
+		raw = append(raw, byte(bl.fromRune[r]))
 		i += n
 	}
-	return sb.String(), nil
+	return string(raw), nil
 }
