@@ -60,6 +60,12 @@ func dotBF16AVX2(w *byte, x *float32, n int) float32
 //go:noescape
 func bf16ToF32AVX2(src *byte, dst *float32, n int)
 
+//go:noescape
+func dequantQ8_0AVX2(w *byte, dst *float32, nb int)
+
+//go:noescape
+func dequantQ4_0AVX2(w *byte, dst *float32, nb int)
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -203,7 +209,13 @@ func simdKernels(k *kernels) *kernels {
 		}
 		_ = w[34*nb-1]
 		return dotQ8_0AVX2(&w[0], &x[0], nb)
-	}, dequantQ8_0, q8q8}
+	}, func(w []byte, dst []float32) {
+		nb := len(dst) / 32
+		if nb > 0 {
+			_ = w[34*nb-1]
+			dequantQ8_0AVX2(&w[0], &dst[0], nb)
+		}
+	}, q8q8}
 	s.formats[quant.Q4_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
 		if nb == 0 {
@@ -211,7 +223,13 @@ func simdKernels(k *kernels) *kernels {
 		}
 		_ = w[18*nb-1]
 		return dotQ4_0AVX2(&w[0], &x[0], nb)
-	}, dequantQ4_0, q4q8}
+	}, func(w []byte, dst []float32) {
+		nb := len(dst) / 32
+		if nb > 0 {
+			_ = w[18*nb-1]
+			dequantQ4_0AVX2(&w[0], &dst[0], nb)
+		}
+	}, q4q8}
 	q4k := s.formats[quant.Q4_K]
 	q4k.dotq = func(w []byte, a *q8Acts) float32 {
 		nb := len(a.d) / 8
