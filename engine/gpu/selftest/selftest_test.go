@@ -52,3 +52,26 @@ func TestSelftestOnEmulator(t *testing.T) {
 		t.Error("self-test failed")
 	}
 }
+
+// TestOpsUnderEveryLaneOrder runs every operation with the lanes of each
+// threadgroup taking turns forward, in reverse and shuffled: a kernel
+// whose result depends on the order has a race (a missing barrier).
+func TestOpsUnderEveryLaneOrder(t *testing.T) {
+	ctx := context.Background()
+	c := cpu.New(cpu.Options{Threads: 1, Exact: true})
+	defer c.Close()
+	for _, order := range []emu.Order{emu.OrderForward, emu.OrderReverse, emu.OrderShuffle} {
+		dev, err := emu.New(ctx, emu.Options{Order: order, Seed: 99})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := gpu.New(dev, gpu.Options{AttnSpan: 3})
+		for _, chk := range selftest.Ops(ctx, g, c) {
+			if !chk.OK() {
+				t.Errorf("order %d: %s: max err %.3g (tolerance %.3g) %v", order, chk.Name, chk.MaxErr, chk.Tol, chk.Err)
+			}
+		}
+		g.Close()
+		dev.Close()
+	}
+}
