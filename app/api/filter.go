@@ -14,7 +14,8 @@ var errStopped = errors.New("stop condition reached")
 var errBadJSON = errors.New("model output is not a JSON object")
 
 // stopFilter passes text on, holding back any tail that could be the start
-// of a stop string, and cuts the output just before the first stop string.
+// of a stop string, and cuts the output just before the first stop string
+// to be completed.
 type stopFilter struct {
 	stops []string
 	held  string
@@ -26,10 +27,13 @@ func (f *stopFilter) push(s string) error {
 		return f.out(s)
 	}
 	f.held += s
-	cut := -1
+	// Stop at the stop string that is complete first (the smallest end);
+	// of those ending there, the longest. So the result does not depend on
+	// how the text arrives in pieces.
+	cut, end := -1, -1
 	for _, st := range f.stops {
-		if i := strings.Index(f.held, st); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
+		if i := strings.Index(f.held, st); i >= 0 && (end < 0 || i+len(st) < end || (i+len(st) == end && i < cut)) {
+			cut, end = i, i+len(st)
 		}
 	}
 	if cut >= 0 {
