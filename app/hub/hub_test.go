@@ -453,3 +453,18 @@ func FuzzParseRef(f *testing.F) {
 		}
 	})
 }
+
+func TestBars(t *testing.T) {
+	var buf bytes.Buffer
+	b := &Bars{W: &buf}
+	b.Start("model.safetensors", 1000, 200)
+	b.Add(800)
+	b.Finish("model.safetensors", nil)
+	b.Start("config.json", -1, 0)
+	b.Add(10)
+	b.Finish("config.json", errors.New("boom"))
+	out := buf.String()
+	if !strings.Contains(out, "model.safetensors") || !strings.Contains(out, "100%") || !strings.Contains(out, "config.json") {
+		t.Errorf("bars: %q", out)
+	}
+}

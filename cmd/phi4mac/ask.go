@@ -24,6 +24,10 @@ the question, so "pbpaste | phi4mac ask summarise" summarises the clipboard.
 The answer streams to stdout as plain text; --json prints one JSON object
 {model, answer, finish_reason, prompt_tokens, completion_tokens, seconds}.
 
+In a macOS Shortcut, use a "Run Shell Script" action with
+  /path/to/phi4mac ask "$@"   (input: "as arguments")
+or pass the Shortcut input on stdin; or open phi4mac://ask?q=... links.
+
 Exit status: 0 answered; 1 other error; 2 bad usage or settings; 3 model not
 found or not loadable; 4 input too long for the context (or over 4 MiB of
 stdin); 130 interrupted (Ctrl-C).`,
