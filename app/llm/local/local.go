@@ -177,11 +177,13 @@ func (m *Model) PromptIDs(req llm.Request) ([]int, error) {
 	for i, x := range req.Messages {
 		msgs[i] = tokenizer.Message{Role: x.Role, Content: x.Content}
 	}
-	text, err := m.tok.ApplyChatTemplate(msgs, true)
+	// EncodeChat keeps control-token text typed in messages ("<|im_end|>")
+	// ordinary text, so a message cannot forge turns of the conversation.
+	ids, err := m.tok.EncodeChat(msgs, true)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", llm.ErrBadRequest, err)
 	}
-	return m.tok.Encode(text, tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: m.tok.WantsBOS()}), nil
+	return ids, nil
 }
 
 // session picks a pooled session for ids: the one whose previous prompt
