@@ -46,6 +46,7 @@ type Backend struct {
 	// happens in the product's epilogue (accumulate mode 2).
 	mm struct {
 		d     Dispatch
+		in    tensor // the product's input
 		dst   tensor
 		gemm  bool
 		args  GemvArgs // GemmArgs has the same fields
@@ -452,7 +453,7 @@ func (b *Backend) matmul(dst, x engine.Buffer, w engine.Weight, accumulate bool)
 		return
 	}
 	b.flushRope()
-	b.mm.d, b.mm.dst, b.mm.gemm, b.mm.args, b.mm.valid = ds, *d, gemm, args, true
+	b.mm.d, b.mm.in, b.mm.dst, b.mm.gemm, b.mm.args, b.mm.valid = ds, *s, *d, gemm, args, true
 }
 
 // matmulDispatch builds the dispatch of a GEMV or GEMM (acc is bound at
@@ -611,7 +612,7 @@ func (b *Backend) Add(dst, x engine.Buffer) {
 	if d.rows != s.rows || d.cols != s.cols {
 		panic(fmt.Sprintf("gpu: add %dx%d to %dx%d", s.rows, s.cols, d.rows, d.cols))
 	}
-	if m := &b.mm; m.valid && m.dst == *s && !overlaps(d, s) {
+	if m := &b.mm; m.valid && m.dst == *s && !overlaps(d, s) && !overlaps(d, &m.in) {
 		// dst += the product just recorded: done in its epilogue, which
 		// still writes the product to s as well.
 		m.valid = false

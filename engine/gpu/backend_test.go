@@ -789,5 +789,29 @@ func TestMatMulThenAddFusion(t *testing.T) {
 			wantO[i] *= 2
 		}
 		compare(t, fmt.Sprintf("self add n=%d", n), got, wantO, nil, 1e-5)
+		// Adding the product into the product's own input must not fuse
+		// either (other threadgroups still read it). Square weights.
+		sq := makeTensor(t, r, quant.Q8_0, in, in, randFloats(r, in*in, 1))
+		sw, err := b.LoadWeights(context.Background(), []*weights.Tensor{sq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x2 := upload(t, b, n, in, xv)
+		o2 := b.NewBuffer(n, in)
+		b.MatMul(o2, x2, sw[0])
+		b.Add(x2, o2)
+		got = read(t, b, x2)
+		ws2 := dequant(t, sq)
+		want := make([]float64, n*in)
+		for i := 0; i < n; i++ {
+			for j := 0; j < in; j++ {
+				s := float64(xv[i*in+j])
+				for k := 0; k < in; k++ {
+					s += ws2[j*in+k] * float64(xv[i*in+k])
+				}
+				want[i*in+j] = s
+			}
+		}
+		compare(t, fmt.Sprintf("add into the input n=%d", n), got, want, nil, 1e-5)
 	}
 }
