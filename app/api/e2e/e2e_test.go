@@ -353,7 +353,7 @@ func greedy(t testing.TB, path string, msgs []tokenizer.Message, raw string, max
 		}
 		ids = tok.Encode(text, tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: tok.WantsBOS()})
 	} else {
-		ids = tok.Encode(raw, tokenizer.EncodeOptions{AddBOS: tok.WantsBOS()})
+		ids = tok.Encode(raw, tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: tok.WantsBOS()})
 	}
 	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(cpu.Options{}), SkipMemoryCheck: true, NoTokenizer: true})
 	if err != nil {

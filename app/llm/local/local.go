@@ -161,7 +161,9 @@ func (m *Model) Close() error {
 // PromptIDs renders and tokenizes req the way Generate does.
 func (m *Model) PromptIDs(req llm.Request) ([]int, error) {
 	if req.Messages == nil {
-		return m.tok.Encode(req.Prompt, tokenizer.EncodeOptions{AddBOS: m.tok.WantsBOS()}), nil
+		// A raw prompt is already formatted by the client (Ollama "raw",
+		// /v1/completions): the control tokens it spells are meant.
+		return m.tok.Encode(req.Prompt, tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: m.tok.WantsBOS()}), nil
 	}
 	if !m.tok.HasChatTemplate() {
 		// A base model (such as the demo): continue the last user message.
