@@ -216,3 +216,24 @@ func TestSet(t *testing.T) {
 		t.Errorf("file: %s", b)
 	}
 }
+
+// FuzzLoad: any settings file gives settings or an error, never a panic,
+// and whatever loads is valid.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte("temperature: 0.2\napi:\n  addr: 127.0.0.1:9000\n  allowed_origins: [http://localhost:3000]\n"))
+	f.Add([]byte("idle_unload: 30s\ngui:\n  theme: dark\n"))
+	f.Add([]byte("context_length: lots\n"))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Load(LoadOptions{Path: path, Getenv: env(nil)})
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("Load returned invalid settings: %v", verr)
+			}
+		}
+	})
+}
