@@ -126,8 +126,46 @@ func method(m string, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// ServeHTTP applies the security checks, then routes.
+// ServeHTTP logs the request and serves it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	s.serve(rec, r)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"bytes", rec.bytes, "took", time.Since(start).Round(time.Microsecond), "canceled", r.Context().Err() != nil)
+}
+
+// statusRecorder notes the status and size of a response. Unwrap lets
+// http.ResponseController reach the real writer (Flush, deadlines).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serve applies the security checks, then routes.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.hostAllowed(r.Host) {
 		writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden_host",
 			msg: fmt.Sprintf("host %q is not allowed: connect through localhost or 127.0.0.1", r.Host)})
