@@ -744,3 +744,27 @@ func TestEndToEndTinyPhi4Template(t *testing.T) {
 		t.Errorf("Ollama: %q, engine: %q", chat.String(), want)
 	}
 }
+
+// TestIdleUnloadWithEngine: the real model unloads when idle and reloads on
+// the next request, answering the same.
+func TestIdleUnloadWithEngine(t *testing.T) {
+	l, _ := microLoader(t)
+	s, ts := startServer(t, l, func(o *api.Options) { o.IdleUnload = 100 * time.Millisecond })
+	oa := newOpenAI(ts)
+	ask := func() string {
+		r, err := oa.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "micro",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("again")}, MaxTokens: openai.Int(10), Temperature: openai.Float(0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Choices[0].Message.Content
+	}
+	first := ask()
+	if s.Status().Loaded != "micro" {
+		t.Fatalf("status %+v", s.Status())
+	}
+	waitFor(t, func() bool { return s.Status().Loaded == "" })
+	if again := ask(); again != first || s.Status().Loaded != "micro" {
+		t.Errorf("after reload: %q, before: %q", again, first)
+	}
+}
