@@ -92,6 +92,15 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	if opts.Ctx > m.cfg.MaxContext {
 		m.log.Warn("context longer than the model was trained for", "ctx", opts.Ctx, "model", m.cfg.MaxContext)
 	}
+	elem := int64(2)
+	if opts.KV == KVF32 {
+		elem = 4
+	}
+	kvBytes := 2 * int64(m.cfg.Layers) * int64(opts.Ctx) * int64(m.cfg.KVHeads) * int64(m.cfg.HeadDim) * elem
+	if avail, ok := availableMemory(); ok && kvBytes > avail {
+		return nil, fmt.Errorf("new session: %w: a %d-token %s KV cache needs %.1f GiB but %.1f GiB is available; use a shorter context",
+			ErrNoMemory, opts.Ctx, opts.KV, float64(kvBytes)/(1<<30), float64(avail)/(1<<30))
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

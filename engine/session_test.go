@@ -344,3 +344,11 @@ func TestPerplexity(t *testing.T) {
 		t.Errorf("ctx 32: %d chunks, %d tokens scored for %d tokens", c.Chunks, c.Tokens, len(story))
 	}
 }
+
+func TestHugeContextRejected(t *testing.T) {
+	m := demoModel(t)
+	_, err := m.NewSession(engine.SessionOptions{Ctx: 1 << 40})
+	if !errors.Is(err, engine.ErrNoMemory) {
+		t.Errorf("a 2^40-token context: %v, want ErrNoMemory", err)
+	}
+}
