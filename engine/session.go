@@ -82,8 +82,8 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	if opts.Ctx == 0 {
 		opts.Ctx = min(m.cfg.MaxContext, 4096)
 	}
-	if opts.Ctx < 1 {
-		return nil, fmt.Errorf("new session: context length %d", opts.Ctx)
+	if opts.Ctx < 1 || opts.Ctx > 1<<22 {
+		return nil, fmt.Errorf("new session: context length %d outside [1, %d]", opts.Ctx, 1<<22)
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 512

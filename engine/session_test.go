@@ -347,8 +347,7 @@ func TestPerplexity(t *testing.T) {
 
 func TestHugeContextRejected(t *testing.T) {
 	m := demoModel(t)
-	_, err := m.NewSession(engine.SessionOptions{Ctx: 1 << 40})
-	if !errors.Is(err, engine.ErrNoMemory) {
-		t.Errorf("a 2^40-token context: %v, want ErrNoMemory", err)
+	if _, err := m.NewSession(engine.SessionOptions{Ctx: 1 << 40}); err == nil {
+		t.Error("a 2^40-token context was accepted")
 	}
 }
