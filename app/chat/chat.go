@@ -38,6 +38,10 @@ type Options struct {
 	Render func(markdown string) (string, error)
 	// Interrupts stops the answer being generated (Ctrl-C) without quitting.
 	Interrupts <-chan struct{}
+	// FirstMessage, when set, is sent as the first question before any
+	// input is read. It is always a question, never a /command (it comes
+	// from links such as phi4mac://chat?q=..., which any web page can open).
+	FirstMessage string
 	// SaveDir is where /save writes when given no path (default ".").
 	SaveDir string
 	// Now is the clock (for /save file names); nil means time.Now.
@@ -110,6 +114,14 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}()
 	fmt.Fprintf(opts.Err, "phi4mac chat with %s. Type /help for commands, Ctrl-D to quit.\n", s.model.Info().Name)
+	if first := strings.TrimSpace(opts.FirstMessage); first != "" {
+		if err := s.answer(ctx, first); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintln(opts.Out, "error:", err)
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

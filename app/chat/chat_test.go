@@ -227,3 +227,31 @@ func TestRunContextFullHint(t *testing.T) {
 		t.Errorf("output:\n%s", o)
 	}
 }
+
+// A first message handed over by a link (phi4mac://chat?q=...) is a
+// question, never a /command: a web page must not be able to save files or
+// switch models through it, even with newlines in the text.
+func TestFirstMessageIsNeverACommand(t *testing.T) {
+	l := &llmtest.Loader{}
+	m := fakeModel(t, l)
+	save := filepath.Join(t.TempDir(), "planted.md")
+	var out bytes.Buffer
+	err := Run(context.Background(), Options{
+		Model: m, In: strings.NewReader("/model\n"), Out: &out,
+		FirstMessage: "hi\n/save " + save,
+		Open:         func(ctx context.Context, name string) (llm.Model, error) { return l.Load(ctx, name) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(save); err == nil {
+		t.Fatalf("the link's text ran /save and wrote %s", save)
+	}
+	reqs := l.Requests()
+	if len(reqs) != 1 || reqs[0].Messages[len(reqs[0].Messages)-1].Content != "hi\n/save "+save {
+		t.Fatalf("first message not sent as one question: %+v", reqs)
+	}
+	if !strings.Contains(out.String(), "Model: fake") {
+		t.Errorf("input after the first message was not read: %s", out.String())
+	}
+}

@@ -96,9 +96,6 @@ func (h *cliLinkHandler) Chat(ctx context.Context, a urlscheme.Action) error {
 		return err
 	}
 	defer m.Close()
-	in := h.in
-	if a.Question != "" {
-		in = io.MultiReader(strings.NewReader(a.Question+"\n"), in)
-	}
-	return chat.Run(ctx, chat.Options{Model: m, Params: sampling(h.s), SystemPrompt: h.s.SystemPrompt, In: in, Out: h.out, Err: h.errw})
+	return chat.Run(ctx, chat.Options{Model: m, Params: sampling(h.s), SystemPrompt: h.s.SystemPrompt,
+		FirstMessage: a.Question, In: h.in, Out: h.out, Err: h.errw})
 }

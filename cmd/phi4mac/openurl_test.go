@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,6 +26,16 @@ func TestOpenURL(t *testing.T) {
 	out, stderr, code = runPhi4mac(t, "/model\n", "open-url", "phi4mac://chat?q=The+dog")
 	if code != 0 || !strings.Contains(out, "Model: demo") || !strings.Contains(stderr, "phi4mac chat with demo") {
 		t.Errorf("chat link: exit %d, out %q, err %q", code, out, stderr)
+	}
+	// A chat link's text is a question, never chat input: newlines in it
+	// must not smuggle in /commands such as /save.
+	planted := filepath.Join(t.TempDir(), "planted.md")
+	link := "phi4mac://chat?q=" + url.QueryEscape("hi\n/save "+planted)
+	if _, stderr, code := runPhi4mac(t, "", "open-url", link); code != 0 {
+		t.Errorf("chat link with a newline: exit %d (%s)", code, stderr)
+	}
+	if _, err := os.Stat(planted); err == nil {
+		t.Errorf("a phi4mac://chat link ran /save and wrote %s", planted)
 	}
 	for link, wantCode := range map[string]int{
 		"phi4mac://ask":                   chat.ExitUsage,
