@@ -167,6 +167,10 @@ func (c *Catalog) Find(ctx context.Context, name string) (llm.Info, error) {
 // Remove deletes a model from phi4mac's own store. Models of Ollama or LM
 // Studio are refused: they belong to those applications.
 func (c *Catalog) Remove(ctx context.Context, name string) (llm.Info, error) {
+	if strings.TrimSpace(name) == "" {
+		// Find("") is the default model; never delete it by accident.
+		return llm.Info{}, errors.New("remove: no model named (see `phi4mac models`)")
+	}
 	m, err := c.Find(ctx, name)
 	if err != nil {
 		return m, err
@@ -182,8 +186,10 @@ func (c *Catalog) Remove(ctx context.Context, name string) (llm.Info, error) {
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return m, fmt.Errorf("%s is outside the store %s; not deleting", m.Path, c.Dir)
 	}
-	if err := os.RemoveAll(m.Path); err != nil {
-		return m, fmt.Errorf("remove %s: %w", m.Name, err)
+	for _, p := range append(splitParts(m.Path), m.Path) {
+		if err := os.RemoveAll(p); err != nil {
+			return m, fmt.Errorf("remove %s: %w", m.Name, err)
+		}
 	}
 	// Tidy now-empty parent folders up to the store root.
 	for d := filepath.Dir(m.Path); d != filepath.Clean(c.Dir); d = filepath.Dir(d) {
@@ -264,6 +270,31 @@ func isHFFolder(dir string) bool {
 func isExtraShard(name string) bool {
 	i := strings.LastIndex(name, "-of-")
 	return i > 6 && name[i-6] == '-' && name[i-5:i] != "00001"
+}
+
+// splitParts returns the other parts of the split GGUF whose first part is
+// path ("x-00001-of-00003.gguf": x-00002-of-00003.gguf, ...), and the
+// unfinished downloads (".partial") of every part; nil for other files.
+func splitParts(path string) []string {
+	base := filepath.Base(path)
+	i := strings.LastIndex(base, "-of-")
+	if !strings.HasSuffix(strings.ToLower(base), ".gguf") || i <= 6 || base[i-6] != '-' {
+		return []string{path + ".partial"}
+	}
+	prefix, suffix := base[:i-5], base[i:] // "x-", "-of-00003.gguf"
+	var out []string
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		n := strings.TrimSuffix(e.Name(), ".partial")
+		if n == e.Name() && n == base {
+			continue
+		}
+		if len(n) == len(base) && strings.HasPrefix(n, prefix) && strings.HasSuffix(n, suffix) &&
+			strings.Trim(n[i-5:i], "0123456789") == "" {
+			out = append(out, filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+	return out
 }
 
 func isProjector(name string) bool {

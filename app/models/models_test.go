@@ -210,3 +210,56 @@ func BenchmarkList(b *testing.B) {
 		}
 	}
 }
+
+// An empty name (e.g. an unset shell variable: `phi4mac rm "$MODEL"`) must
+// not resolve to the default model and delete it.
+func TestRemoveEmptyNameDeletesNothing(t *testing.T) {
+	c, _ := fakeStores(t)
+	ctx := context.Background()
+	before, _ := c.List(ctx)
+	for _, name := range []string{"", "  "} {
+		if _, err := c.Remove(ctx, name); err == nil {
+			t.Errorf("Remove(%q) succeeded", name)
+		}
+	}
+	after, _ := c.List(ctx)
+	if !slices.Equal(names(before), names(after)) {
+		t.Errorf("models before %q, after %q", names(before), names(after))
+	}
+}
+
+// Removing a split GGUF removes every part (and unfinished downloads of
+// them), not only the first part that the list shows.
+func TestRemoveSplitGGUF(t *testing.T) {
+	c, root := fakeStores(t)
+	ctx := context.Background()
+	gguf, err := os.ReadFile(testrefs.Path(t, "models", "micro", "phi3-random-micro-Q8_0.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "store", "someone", "split-GGUF")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	parts := []string{"phi-Q4_0-00001-of-00003.gguf", "phi-Q4_0-00002-of-00003.gguf", "phi-Q4_0-00003-of-00003.gguf.partial"}
+	for _, p := range parts {
+		if err := os.WriteFile(filepath.Join(dir, p), gguf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(dir, "phi-Q8_0-00002-of-00002.gguf") // another model's part: kept
+	if err := os.WriteFile(other, gguf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Remove(ctx, "someone/split-GGUF/phi-Q4_0-00001-of-00003"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind", p)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another model's part was deleted: %v", err)
+	}
+}
