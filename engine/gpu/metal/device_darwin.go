@@ -31,9 +31,22 @@ type Device struct {
 	queue mtl.CommandQueueObject
 	libs  map[string]mtl.LibraryObject // by .metal file
 	mu    sync.Mutex
-	pipes map[string]mtl.ComputePipelineStateObject
+	pipes map[string]pipeline
 	lim   gpu.Limits
 }
+
+// pipeline is a compiled kernel and its limit, read once (every query is
+// an Objective-C call through darwinkit's reflection and libffi).
+type pipeline struct {
+	obj        mtl.ComputePipelineStateObject
+	maxThreads int // maxTotalThreadsPerThreadgroup: register use can put it below the device's 1024
+}
+
+// appleGPUFamily7 is MTLGPUFamilyApple7 (M1, A14): the first family with
+// simdgroup_matrix, which gemm.metal needs. Every Apple GPU also runs 32
+// threads per simdgroup, which the kernels assume (simd_sum over 32 lanes,
+// 4 simdgroups in 128 threads); AMD and Intel GPUs in Intel Macs do not.
+const appleGPUFamily7 = mtl.GPUFamily(1007)
 
 var _ gpu.Device = (*Device)(nil)
 
@@ -53,7 +66,14 @@ func open(ctx context.Context) (*Device, error) {
 	d := &Device{
 		dev:   mtl.DeviceObject{Object: objc.ObjectFrom(unsafe.Pointer(p))},
 		libs:  map[string]mtl.LibraryObject{},
-		pipes: map[string]mtl.ComputePipelineStateObject{},
+		pipes: map[string]pipeline{},
+	}
+	if !d.dev.SupportsFamily(appleGPUFamily7) {
+		// An Intel Mac's AMD or Intel GPU: its SIMD width is not 32 and it
+		// has no simdgroup_matrix, so the kernels would compute garbage.
+		name := d.dev.Name()
+		d.dev.Release()
+		return nil, fmt.Errorf("%w: %s is not an Apple GPU of family 7 or newer (M1 or later)", ErrUnavailable, name)
 	}
 	d.queue = d.dev.NewCommandQueue()
 	d.lim = gpu.Limits{
@@ -65,12 +85,17 @@ func open(ctx context.Context) (*Device, error) {
 	}
 	for _, name := range kernels.Sources() {
 		if err := ctx.Err(); err != nil {
+			d.Close()
 			return nil, err
 		}
 		src, err := kernels.Inlined(name)
 		if err != nil {
+			d.Close()
 			return nil, err
 		}
+		// The language version is left at its default, the newest the OS
+		// supports; the kernels need MSL 2.3 (simdgroup_matrix), which every
+		// macOS on Apple Silicon (11+) has, and use nothing newer (no bfloat).
 		opts := mtl.NewCompileOptions()
 		opts.SetFastMathEnabled(false) // the kernels are checked against float64 references
 		var nserr unsafe.Pointer
@@ -80,6 +105,7 @@ func open(ctx context.Context) (*Device, error) {
 			if nserr != nil {
 				msg = foundation.ErrorFrom(nserr).LocalizedDescription()
 			}
+			d.Close()
 			return nil, fmt.Errorf("metal: compile %s: %s", name, msg)
 		}
 		d.libs[name] = lib
@@ -120,7 +146,7 @@ func (d *Device) Kernels() []string {
 	return names
 }
 
-func (d *Device) pipeline(name string) (mtl.ComputePipelineStateObject, error) {
+func (d *Device) pipeline(name string) (pipeline, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if p, ok := d.pipes[name]; ok {
@@ -139,12 +165,17 @@ func (d *Device) pipeline(name string) (mtl.ComputePipelineStateObject, error) {
 			if nserr != nil {
 				msg = foundation.ErrorFrom(nserr).LocalizedDescription()
 			}
-			return p, fmt.Errorf("metal: pipeline %s (%s): %s", name, file, msg)
+			return pipeline{}, fmt.Errorf("metal: pipeline %s (%s): %s", name, file, msg)
 		}
-		d.pipes[name] = p
-		return p, nil
+		if w := p.ThreadExecutionWidth(); w != 32 {
+			p.Release()
+			return pipeline{}, fmt.Errorf("metal: pipeline %s: %d threads per simdgroup; the kernels are written for 32", name, w)
+		}
+		pl := pipeline{obj: p, maxThreads: int(p.MaxTotalThreadsPerThreadgroup())}
+		d.pipes[name] = pl
+		return pl, nil
 	}
-	return mtl.ComputePipelineStateObject{}, fmt.Errorf("metal: %s: %w", name, gpu.ErrUnknownKernel)
+	return pipeline{}, fmt.Errorf("metal: %s: %w", name, gpu.ErrUnknownKernel)
 }
 
 // buffer is an MTLBuffer in shared (unified) memory. For wrapped memory,
@@ -198,9 +229,13 @@ func (d *Device) Wrap(mem []byte) (gpu.Buffer, error) {
 	}
 	// darwinkit turns even a nil func into a block that Metal calls when
 	// the buffer goes away: pass one that does nothing (the memory map is
-	// the model's to unmap).
-	obj := d.dev.NewBufferWithBytesNoCopyLengthOptionsDeallocator(unsafe.Pointer(base), uint(end-base),
-		mtl.ResourceStorageModeShared, func(unsafe.Pointer, uint) {})
+	// the model's to unmap). The block is autoreleased: drain it here
+	// rather than leak it into the thread's implicit pool.
+	var obj mtl.BufferObject
+	objc.WithAutoreleasePool(func() {
+		obj = d.dev.NewBufferWithBytesNoCopyLengthOptionsDeallocator(unsafe.Pointer(base), uint(end-base),
+			mtl.ResourceStorageModeShared, func(unsafe.Pointer, uint) {})
+	})
 	if obj.Ptr() == nil {
 		return nil, fmt.Errorf("metal: newBufferWithBytesNoCopy of %d bytes failed", end-base)
 	}
@@ -240,8 +275,13 @@ func (d *Device) encode(ctx context.Context, ds []gpu.Dispatch) error {
 	}
 	cb.Commit()
 	cb.WaitUntilCompleted()
-	if cb.Status() == mtl.CommandBufferStatusError {
-		return fmt.Errorf("metal: command buffer failed: %s", cb.Error().LocalizedDescription())
+	if st := cb.Status(); st != mtl.CommandBufferStatusCompleted {
+		// darwinkit panics on a call to a nil object: check before asking.
+		msg := fmt.Sprintf("status %d", st)
+		if e := cb.Error(); e.Ptr() != nil {
+			msg = e.LocalizedDescription()
+		}
+		return fmt.Errorf("metal: command buffer failed: %s", msg)
 	}
 	return nil
 }
@@ -252,10 +292,10 @@ func (d *Device) encodeOne(enc mtl.ComputeCommandEncoderObject, ds *gpu.Dispatch
 		return err
 	}
 	threads := ds.Threads[0] * ds.Threads[1] * ds.Threads[2]
-	if max := int(p.MaxTotalThreadsPerThreadgroup()); threads > max {
-		return fmt.Errorf("%d threads per threadgroup: the pipeline allows %d", threads, max)
+	if threads > p.maxThreads {
+		return fmt.Errorf("%d threads per threadgroup: the pipeline allows %d", threads, p.maxThreads)
 	}
-	enc.SetComputePipelineState(p)
+	enc.SetComputePipelineState(p.obj)
 	for i, b := range ds.Buffers {
 		switch {
 		case b.Bytes != nil:
@@ -284,7 +324,7 @@ func (d *Device) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range d.pipes {
-		p.Release()
+		p.obj.Release()
 	}
 	for _, l := range d.libs {
 		l.Release()
