@@ -182,7 +182,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		h.Add("Vary", "Origin")
 		if r.Method == http.MethodOptions {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Get("Access-Control-Request-Headers")))
+			h.Add("Vary", "Access-Control-Request-Headers")
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -201,6 +202,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// allowHeaders answers a preflight's Access-Control-Request-Headers from an
+// allowed origin: the headers it asks for (clients such as the OpenAI SDK
+// send their own x-stainless-* headers), provided the list is well formed;
+// otherwise Authorization and Content-Type only.
+func allowHeaders(requested string) string {
+	const base = "Authorization, Content-Type"
+	if requested == "" || len(requested) > 2048 {
+		return base
+	}
+	for _, name := range strings.Split(requested, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" || strings.IndexFunc(name, func(r rune) bool {
+			return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) >= 0 {
+			return base
+		}
+	}
+	return base + ", " + requested
 }
 
 func (s *Server) hostAllowed(hostport string) bool {

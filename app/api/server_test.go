@@ -308,3 +308,57 @@ func TestStreamErrorAfterStart(t *testing.T) {
 		t.Errorf("stream did not end with an error event: %q", lines)
 	}
 }
+
+// Browser clients such as the OpenAI JS SDK send their own headers
+// (x-stainless-*); a preflight from an allowed origin must admit them, or
+// the browser blocks the real request.
+func TestPreflightAdmitsRequestedHeaders(t *testing.T) {
+	_, ts := startServer(t, &llmtest.Loader{Models: []string{"m"}}, func(o *Options) {
+		o.AllowedOrigins = []string{"http://localhost:3000"}
+	})
+	preflight := func(origin, headers string) *http.Response {
+		req, _ := http.NewRequest("OPTIONS", ts.URL+"/v1/chat/completions", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		if headers != "" {
+			req.Header.Set("Access-Control-Request-Headers", headers)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	asked := "authorization,content-type,x-stainless-os,x-stainless-lang,x-stainless-retry-count"
+	resp := preflight("http://localhost:3000", asked)
+	allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range strings.Split(asked, ",") {
+		if !strings.Contains(allowed, h) {
+			t.Errorf("preflight does not admit %q: Access-Control-Allow-Headers %q", h, allowed)
+		}
+	}
+	if resp := preflight("http://localhost:3000", "x-ok, bad;header"); resp.StatusCode == 204 &&
+		strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "bad") {
+		t.Errorf("malformed request headers echoed: %q", resp.Header.Get("Access-Control-Allow-Headers"))
+	}
+	if resp := preflight("https://evil.example", asked); resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from a foreign origin: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestHostAllowed(t *testing.T) {
+	s := &Server{opts: Options{AllowedHosts: []string{"mac.lan"}}}
+	for host, want := range map[string]bool{
+		"localhost": true, "localhost:11434": true, "LOCALHOST:1": true, "localhost.:1": true, "localhost.": true,
+		"127.0.0.1": true, "127.0.0.1:8080": true, "127.1.2.3:1": true, "[::1]": true, "[::1]:11434": true,
+		"app.localhost:1": true, "mac.lan:80": true, "MAC.LAN": true,
+		"": false, "evil.example": false, "evil.example:11434": false, "localhost.evil.example": false,
+		"127.0.0.1.evil.example": false, "0.0.0.0:11434": false, "[::]:1": false, "192.168.1.2": false,
+		"[::1]evil": false, "localhost:": true,
+	} {
+		if got := s.hostAllowed(host); got != want {
+			t.Errorf("hostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
