@@ -277,9 +277,21 @@ func (c *Client) fetch(ctx context.Context, ref Ref, f File, part string, starte
 	if c.Progress != nil {
 		w = progressWriter{out, c.Progress}
 	}
-	n, err := io.Copy(w, resp.Body)
+	body := io.Reader(resp.Body)
+	if want.size >= 0 {
+		// Never take more than the file's size (and a byte to notice): a
+		// broken or hostile server must not fill the disk.
+		body = io.LimitReader(resp.Body, want.size-have+1)
+	}
+	n, err := io.Copy(w, body)
 	if err != nil {
 		return n, want, fmt.Errorf("download %s: %w", f.Path, err)
+	}
+	if want.size >= 0 && have+n > want.size {
+		if err := out.Truncate(0); err != nil {
+			return n, want, permanentError{err}
+		}
+		return n, want, permanentError{fmt.Errorf("download %s: the server sent more than the %d bytes announced", f.Path, want.size)}
 	}
 	if err := out.Sync(); err != nil {
 		return n, want, permanentError{err}

@@ -468,3 +468,60 @@ func TestBars(t *testing.T) {
 		t.Errorf("bars: %q", out)
 	}
 }
+
+// A hostile or broken server that sends more than the file's announced size
+// must not fill the disk: the download stops just past the expected size.
+func TestPullStopsAtExpectedSize(t *testing.T) {
+	const size = 1000
+	var sent int64
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/models/") {
+			json.NewEncoder(w).Encode(map[string]any{"siblings": []any{
+				map[string]any{"rfilename": "config.json", "size": 2},
+				map[string]any{"rfilename": "model.safetensors", "size": size,
+					"lfs": map[string]any{"sha256": strings.Repeat("ab", 32), "size": size}},
+			}})
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/config.json") {
+			w.Write([]byte("{}"))
+			return
+		}
+		chunk := bytes.Repeat([]byte{'x'}, 256<<10)
+		for range 256 { // up to 64 MiB, far more than announced
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			mu.Lock()
+			sent += int64(len(chunk))
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	c := &Client{Endpoint: srv.URL, RetryWait: time.Millisecond, FreeSpace: func(string) (int64, error) { return 1 << 40, nil }}
+	dir := t.TempDir()
+	ref, _ := ParseRef(repo)
+	_, err := c.Pull(context.Background(), ref, dir)
+	if err == nil {
+		t.Fatal("pull of an oversized file succeeded")
+	}
+	var largest int64
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			largest = max(largest, fi.Size())
+		}
+		return nil
+	})
+	if largest > size+64<<10 {
+		t.Errorf("left a %d-byte file for a %d-byte download: %v", largest, size, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sent > 16<<20 { // socket buffers hold a few MiB at most
+		t.Errorf("read %d bytes of a %d-byte file before giving up: %v", sent, size, err)
+	}
+	if _, serr := os.Stat(filepath.Join(dir, filepath.FromSlash(repo), "model.safetensors")); serr == nil {
+		t.Error("the oversized file became visible")
+	}
+}
