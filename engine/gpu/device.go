@@ -27,8 +27,8 @@ type Device interface {
 	// heap, such as an mmap, satisfies this).
 	Wrap(mem []byte) (Buffer, error)
 	// Run executes the dispatches in order and waits for them: each
-	// dispatch sees the writes of the ones before it (one command buffer,
-	// serial encoder). It reports the first failure.
+	// dispatch sees the writes of the ones before it (serial encoders,
+	// command buffers of one queue). It reports the first failure.
 	Run(ctx context.Context, ds []Dispatch) error
 	// Close releases the device.
 	Close() error

@@ -242,8 +242,17 @@ func (d *Device) Wrap(mem []byte) (gpu.Buffer, error) {
 	return &buffer{obj: obj, data: mem, off: int(start - base)}, nil
 }
 
-// Run implements gpu.Device: one command buffer, one serial compute
-// encoder (each dispatch sees the writes of the previous ones).
+// Run implements gpu.Device: the dispatches go, in order, into command
+// buffers of one queue, each with one serial compute encoder, and Run waits
+// once for all of them. Every dispatch sees the writes of the earlier ones:
+// a serial encoder orders its dispatches, and Metal orders command buffers
+// of one queue and tracks the hazards of their (default, tracked) buffers.
+//
+// More than one command buffer, because encoding through darwinkit costs
+// CPU time per call (reflection and libffi, several calls per dispatch):
+// with a single buffer the GPU would idle while a whole forward pass is
+// encoded. The first buffer is committed after a few dispatches, so the GPU
+// starts at once and runs while the CPU encodes the rest.
 func (d *Device) Run(ctx context.Context, ds []gpu.Dispatch) error {
 	if len(ds) == 0 {
 		return nil
@@ -255,33 +264,59 @@ func (d *Device) Run(ctx context.Context, ds []gpu.Dispatch) error {
 	return err
 }
 
+// Dispatches in the first command buffer of a Run, and in each later one.
+const (
+	firstBatch = 16
+	laterBatch = 128
+)
+
 func (d *Device) encode(ctx context.Context, ds []gpu.Dispatch) error {
-	cb := d.queue.CommandBuffer()
-	enc := cb.ComputeCommandEncoder()
-	var encErr error
-	for i := range ds {
-		if encErr = d.encodeOne(enc, &ds[i]); encErr != nil {
-			encErr = fmt.Errorf("dispatch %d (%s): %w", i, ds[i].Kernel, encErr)
+	var (
+		cbs []mtl.CommandBufferObject // committed, in order
+		err error
+	)
+	for start := 0; start < len(ds); {
+		if err = ctx.Err(); err != nil {
 			break
 		}
+		end := min(start+laterBatch, len(ds))
+		if start == 0 {
+			end = min(firstBatch, len(ds))
+		}
+		cb := d.queue.CommandBuffer()
+		enc := cb.ComputeCommandEncoder()
+		for i := start; i < end; i++ {
+			if err = d.encodeOne(enc, &ds[i]); err != nil {
+				err = fmt.Errorf("dispatch %d (%s): %w", i, ds[i].Kernel, err)
+				break
+			}
+		}
+		// darwinkit's compute encoder lacks endEncoding: use the generic one.
+		mtl.CommandEncoderObject{Object: enc.Object}.EndEncoding()
+		if err != nil {
+			break // this command buffer is dropped uncommitted
+		}
+		cb.Commit()
+		cbs = append(cbs, cb)
+		start = end
 	}
-	// darwinkit's compute encoder lacks endEncoding: use the generic one.
-	mtl.CommandEncoderObject{Object: enc.Object}.EndEncoding()
-	if encErr != nil {
-		return encErr // the command buffer is dropped uncommitted
+	// Wait for everything committed, even after a failure: the buffers
+	// must not be reused while the GPU may still read or write them.
+	for _, cb := range cbs {
+		cb.WaitUntilCompleted()
 	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return err
 	}
-	cb.Commit()
-	cb.WaitUntilCompleted()
-	if st := cb.Status(); st != mtl.CommandBufferStatusCompleted {
-		// darwinkit panics on a call to a nil object: check before asking.
-		msg := fmt.Sprintf("status %d", st)
-		if e := cb.Error(); e.Ptr() != nil {
-			msg = e.LocalizedDescription()
+	for i, cb := range cbs {
+		if st := cb.Status(); st != mtl.CommandBufferStatusCompleted {
+			// darwinkit panics on a call to a nil object: check before asking.
+			msg := fmt.Sprintf("status %d", st)
+			if e := cb.Error(); e.Ptr() != nil {
+				msg = e.LocalizedDescription()
+			}
+			return fmt.Errorf("metal: command buffer %d of %d failed: %s", i+1, len(cbs), msg)
 		}
-		return fmt.Errorf("metal: command buffer failed: %s", msg)
 	}
 	return nil
 }

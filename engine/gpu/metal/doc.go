@@ -3,7 +3,9 @@
 // run time (newLibraryWithSource, so users need no Xcode), caches one
 // compute pipeline per kernel, wraps memory-mapped weights without copying
 // (newBufferWithBytesNoCopy on the enclosing pages) and encodes each list of
-// dispatches into one command buffer with one serial compute encoder.
+// dispatches, in order, into a few command buffers of one queue (serial
+// compute encoders; the first is committed early so the GPU works while the
+// CPU encodes the rest) and waits once.
 //
 // It builds only on darwin with cgo; New reports ErrUnavailable elsewhere.
 package metal
