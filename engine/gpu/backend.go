@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/phi4mac/phi4mac/engine"
@@ -27,6 +28,10 @@ type Backend struct {
 	partial  Buffer   // attention split results, grown on demand
 	argmaxed Buffer   // argmax results, grown on demand
 	freqs    map[*engine.Rope]Buffer
+	// resident counts the bytes of weights and open KV caches, checked
+	// against the device's working set (KV caches may be opened and
+	// closed from other goroutines than the one decoding).
+	resident atomic.Int64
 	// Bindings and argument bytes of the recorded dispatches live in slabs
 	// reused from one submission to the next: recording allocates nothing
 	// once they have grown.
@@ -159,9 +164,9 @@ func (b *Backend) LoadWeights(ctx context.Context, ts []*weights.Tensor) ([]engi
 	for _, t := range ts {
 		total += int64(len(t.Data))
 	}
-	if ws := b.dev.Limits().WorkingSet; ws > 0 && total > ws {
-		return nil, fmt.Errorf("gpu: the model's weights need %.2f GB but the GPU may use only %.2f GB (recommendedMaxWorkingSetSize); use a smaller quantisation or --backend cpu",
-			float64(total)/1e9, float64(ws)/1e9)
+	if ws := b.dev.Limits().WorkingSet; ws > 0 && b.resident.Load()+total > ws {
+		return nil, fmt.Errorf("gpu: the model's weights need %.2f GB (%.2f GB already in use) but the GPU may use only %.2f GB (recommendedMaxWorkingSetSize); use a smaller quantisation or --backend cpu",
+			float64(total)/1e9, float64(b.resident.Load())/1e9, float64(ws)/1e9)
 	}
 	out := make([]engine.Weight, len(ts))
 	for i, t := range ts {
@@ -174,6 +179,7 @@ func (b *Backend) LoadWeights(ctx context.Context, ts []*weights.Tensor) ([]engi
 		}
 		out[i] = w
 	}
+	b.resident.Add(total)
 	return out, nil
 }
 
@@ -270,6 +276,8 @@ type kvCache struct {
 	spec     engine.KVSpec
 	k, v     Buffer
 	rowBytes int
+	resident *atomic.Int64 // the backend's count, less Bytes on Close
+	closed   atomic.Bool
 }
 
 func (c *kvCache) Spec() engine.KVSpec { return c.spec }
@@ -277,6 +285,10 @@ func (c *kvCache) Bytes() int64 {
 	return 2 * int64(c.spec.Layers) * int64(c.spec.KVHeads) * int64(c.spec.Ctx) * int64(c.rowBytes)
 }
 func (c *kvCache) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.resident.Add(-c.Bytes())
 	return errors.Join(c.k.Release(), c.v.Release())
 }
 
@@ -304,6 +316,10 @@ func (b *Backend) NewKVCache(spec engine.KVSpec) (engine.KVCache, error) {
 	if size > b.dev.Limits().MaxBufferLength {
 		return nil, fmt.Errorf("gpu: KV cache of %d bytes per tensor exceeds the device's buffer limit", size)
 	}
+	if ws, used := b.dev.Limits().WorkingSet, b.resident.Load(); ws > 0 && used+2*size > ws {
+		return nil, fmt.Errorf("gpu: a KV cache of %d positions needs %.2f GB, with %.2f GB of weights and caches in use the GPU may use only %.2f GB (recommendedMaxWorkingSetSize); use a shorter context or --backend cpu",
+			spec.Ctx, float64(2*size)/1e9, float64(used)/1e9, float64(ws)/1e9)
+	}
 	k, err := b.dev.Alloc(int(size))
 	if err != nil {
 		return nil, fmt.Errorf("gpu: KV cache: %w", err)
@@ -313,7 +329,8 @@ func (b *Backend) NewKVCache(spec engine.KVSpec) (engine.KVCache, error) {
 		k.Release()
 		return nil, fmt.Errorf("gpu: KV cache: %w", err)
 	}
-	return &kvCache{spec: spec, k: k, v: v, rowBytes: rowBytes}, nil
+	b.resident.Add(2 * size)
+	return &kvCache{spec: spec, k: k, v: v, rowBytes: rowBytes, resident: &b.resident}, nil
 }
 
 // arena holds small host-written data (token ids) for the commands of one

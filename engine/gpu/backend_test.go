@@ -546,6 +546,54 @@ func (s smallGPU) Limits() gpu.Limits {
 	return l
 }
 
+// budgetGPU reports a working set of ws bytes.
+type budgetGPU struct {
+	gpu.Device
+	ws int64
+}
+
+func (g budgetGPU) Limits() gpu.Limits {
+	l := g.Device.Limits()
+	l.WorkingSet = g.ws
+	return l
+}
+
+// TestWorkingSetCountsKVCaches checks that KV caches count against the
+// GPU's working set with the weights: a model whose weights fit but whose
+// cache does not is refused with the numbers, and closing a cache frees
+// its share.
+func TestWorkingSetCountsKVCaches(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	wt := makeTensor(t, r, quant.F16, 40, 32, randFloats(r, 40*32, 1))                 // 2560 bytes
+	spec := engine.KVSpec{Layers: 2, Ctx: 8, KVHeads: 1, HeadDim: 32, Type: quant.F16} // 2048 bytes
+	b := gpu.New(budgetGPU{device(t), 2560 + 2048 + 100}, gpu.Options{})
+	defer b.Close()
+	if _, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt}); err != nil {
+		t.Fatal(err)
+	}
+	c1, err := b.NewKVCache(spec)
+	if err != nil {
+		t.Fatalf("a cache that fits: %v", err)
+	}
+	if _, err := b.NewKVCache(spec); err == nil || !strings.Contains(err.Error(), "recommendedMaxWorkingSetSize") {
+		t.Errorf("a second cache past the working set: got %v, want a refusal with the sizes", err)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Close(); err != nil { // twice: counted once
+		t.Fatal(err)
+	}
+	c2, err := b.NewKVCache(spec)
+	if err != nil {
+		t.Fatalf("a cache after closing the first: %v", err)
+	}
+	c2.Close()
+	if _, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt}); err == nil {
+		t.Error("a second copy of the weights past the working set accepted")
+	}
+}
+
 func TestBadInputIsAnError(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	wt := makeTensor(t, r, quant.F16, 40, 32, randFloats(r, 40*32, 1))
