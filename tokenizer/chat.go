@@ -34,17 +34,79 @@ const (
 var ErrNoChatTemplate = errors.New("tokenizer: no supported chat template")
 
 // recognizeTemplate maps a Jinja chat template to a native renderer. Only the
-// phi-4 and phi-4-mini templates are known; white space outside the string
-// literals is ignored when comparing.
+// phi-4 and phi-4-mini templates are known; templates are compared as
+// templateShape gives them, so they match only where Jinja renders the same
+// text.
 func recognizeTemplate(src string) (chatTemplate, bool) {
-	norm := func(s string) string { return strings.Join(strings.Fields(s), "") }
-	switch norm(src) {
-	case norm(phi4Template):
+	switch templateShape(src) {
+	case templateShape(phi4Template):
 		return chatPhi4, true
-	case norm(phi4MiniTemplate):
+	case templateShape(phi4MiniTemplate):
 		return chatPhi4Mini, true
 	}
 	return chatNone, false
+}
+
+// templateShape returns a Jinja template less the white space that does not
+// reach the output when HF transformers renders it (trim_blocks and
+// lstrip_blocks on): white space inside {{ }} and {% %} tags outside string
+// literals, the newline just after a block tag, and spaces and tabs between
+// the start of a line and a block tag. Everything else, string literals and
+// the template's own text included, is kept as it is.
+func templateShape(src string) string {
+	var sb strings.Builder
+	data := 0 // start of the template text not yet written
+	for i := 0; i+1 < len(src); {
+		if src[i] != '{' || (src[i+1] != '{' && src[i+1] != '%') {
+			i++
+			continue
+		}
+		block := src[i+1] == '%'
+		text := src[data:i]
+		if block {
+			line := strings.LastIndexByte(text, '\n') + 1
+			if (line > 0 || data == 0 || src[data-1] == '\n') && strings.Trim(text[line:], " \t") == "" {
+				text = text[:line] // lstrip_blocks
+			}
+		}
+		sb.WriteString(text)
+		closer := "}}"
+		if block {
+			closer = "%}"
+		}
+		sb.WriteString(src[i : i+2])
+		j := i + 2
+		var quote byte
+	tag:
+		for ; j < len(src); j++ {
+			c := src[j]
+			switch {
+			case quote != 0:
+				sb.WriteByte(c)
+				if c == '\\' && j+1 < len(src) {
+					j++
+					sb.WriteByte(src[j])
+				} else if c == quote {
+					quote = 0
+				}
+			case c == '\'' || c == '"':
+				quote = c
+				sb.WriteByte(c)
+			case strings.HasPrefix(src[j:], closer):
+				sb.WriteString(closer)
+				j += len(closer)
+				break tag
+			case c != ' ' && c != '\t' && c != '\n' && c != '\r':
+				sb.WriteByte(c)
+			}
+		}
+		if block && j < len(src) && src[j] == '\n' {
+			j++ // trim_blocks
+		}
+		data, i = j, j
+	}
+	sb.WriteString(src[data:])
+	return sb.String()
 }
 
 // endOfTurn returns the content of the template's end-of-turn token.
