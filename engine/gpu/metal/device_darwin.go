@@ -3,9 +3,24 @@
 package metal
 
 /*
-#cgo LDFLAGS: -framework Metal -framework Foundation -framework CoreGraphics
+#cgo LDFLAGS: -framework Metal -framework Foundation -framework CoreGraphics -lobjc
+#include <stdint.h>
+#include <objc/runtime.h>
+#include <objc/message.h>
+
 // darwinkit v0.5.0 has no binding for this C function.
 void* MTLCreateSystemDefaultDevice(void);
+
+// newNoCopyBuffer sends newBufferWithBytesNoCopy:length:options:deallocator:
+// with shared storage (MTLResourceStorageModeShared is 0) and no
+// deallocator. It is called from C so that the page-rounded start, which
+// may lie outside any Go object, never becomes a Go pointer (the garbage
+// collector may throw on a pointer into a free span of its heap).
+static void* newNoCopyBuffer(void* dev, uintptr_t start, uintptr_t length) {
+	typedef void* (*send)(void*, SEL, void*, unsigned long, unsigned long, void*);
+	return ((send)objc_msgSend)(dev, sel_registerName("newBufferWithBytesNoCopy:length:options:deallocator:"),
+		(void*)start, (unsigned long)length, 0UL, (void*)0);
+}
 */
 import "C"
 
@@ -227,15 +242,12 @@ func (d *Device) Wrap(mem []byte) (gpu.Buffer, error) {
 	if int64(end-base) > d.lim.MaxBufferLength {
 		return nil, fmt.Errorf("metal: wrap %d bytes: the device's buffer limit is %d", len(mem), d.lim.MaxBufferLength)
 	}
-	// darwinkit turns even a nil func into a block that Metal calls when
-	// the buffer goes away: pass one that does nothing (the memory map is
-	// the model's to unmap). The block is autoreleased: drain it here
-	// rather than leak it into the thread's implicit pool.
-	var obj mtl.BufferObject
-	objc.WithAutoreleasePool(func() {
-		obj = d.dev.NewBufferWithBytesNoCopyLengthOptionsDeallocator(unsafe.Pointer(base), uint(end-base),
-			mtl.ResourceStorageModeShared, func(unsafe.Pointer, uint) {})
-	})
+	// Through C, not darwinkit: its binding takes the start as an
+	// unsafe.Pointer (a bad pointer for Go's collector when mem is on the
+	// Go heap, as fused or converted tensors are) and wraps even a nil
+	// deallocator in a block. The memory is the caller's to free.
+	p := C.newNoCopyBuffer(d.dev.Ptr(), C.uintptr_t(base), C.uintptr_t(end-base))
+	obj := mtl.BufferObject{Object: objc.ObjectFrom(p)}
 	if obj.Ptr() == nil {
 		return nil, fmt.Errorf("metal: newBufferWithBytesNoCopy of %d bytes failed", end-base)
 	}
