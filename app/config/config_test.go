@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,6 +150,7 @@ func TestSaveKeepsUnknownKeysAndRoundTrips(t *testing.T) {
 		t.Errorf("round trip: %+v", got)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == filepath.Base(path)+".lock" })
 	if len(entries) != 1 {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
@@ -236,4 +239,40 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Two programs changing different settings at once (the menu-bar app and
+// `phi4mac config set`, say) must both see their change kept.
+func TestConcurrentSetKeepsEveryChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("gui:\n  theme: dark\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changes := [][2]string{{"temperature", "0.25"}, {"top_p", "0.5"}, {"max_tokens", "77"}, {"context_length", "1024"},
+		{"system_prompt", "be kind"}, {"idle_unload", "9m"}, {"model", "acme/model"}, {"api.max_queue", "7"}}
+	for round := range 5 {
+		var wg sync.WaitGroup
+		for _, c := range changes {
+			wg.Go(func() {
+				if _, err := Set(path, c[0], c[1]); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		s, err := Load(LoadOptions{Path: path, Getenv: env(nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Temperature != 0.25 || s.TopP != 0.5 || s.MaxTokens != 77 || s.ContextLength != 1024 || s.SystemPrompt != "be kind" ||
+			s.IdleUnload != 9*time.Minute || s.Model != "acme/model" || s.API.MaxQueue != 7 {
+			t.Fatalf("round %d: a concurrent change was lost: %+v", round, s)
+		}
+		if b, _ := os.ReadFile(path); !strings.Contains(string(b), "theme: dark") {
+			t.Fatalf("round %d: another section was lost: %s", round, b)
+		}
+		if err := os.WriteFile(path, []byte("gui:\n  theme: dark\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -16,7 +16,9 @@ import (
 // parse is left untouched (an error is returned instead), and the new file
 // replaces the old one atomically (written to a temporary file in the same
 // directory, synced, then renamed), so a crash leaves either the old or the
-// new file, never half of one. Invalid settings are refused.
+// new file, never half of one. Invalid settings are refused. Save and Set
+// hold a lock on path+".lock" meanwhile, so concurrent changes from several
+// processes are applied one after another.
 func Save(path string, s Settings) error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -28,6 +30,16 @@ func Save(path string, s Settings) error {
 		}
 		path = p
 	}
+	unlock, err := lockFile(path)
+	if err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	defer unlock()
+	return save(path, s)
+}
+
+// save is Save with the lock held.
+func save(path string, s Settings) error {
 	doc := map[string]any{}
 	mode := os.FileMode(0o600)
 	if old, err := os.ReadFile(path); err == nil {
@@ -137,6 +149,11 @@ func Set(path, key, value string) (Settings, error) {
 		}
 		path = p
 	}
+	unlock, err := lockFile(path)
+	if err != nil {
+		return Settings{}, fmt.Errorf("set %s: %w", key, err)
+	}
+	defer unlock()
 	v, err := readFile(path)
 	if err != nil {
 		return Settings{}, err
@@ -155,7 +172,10 @@ func Set(path, key, value string) (Settings, error) {
 	}
 	s.ModelsDir = expandHome(s.ModelsDir)
 	s.Model = expandHome(s.Model)
-	if err := Save(path, s); err != nil {
+	if err := s.Validate(); err != nil {
+		return Settings{}, err
+	}
+	if err := save(path, s); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
