@@ -64,10 +64,17 @@ func OpenGGUFBytes(data []byte) (*GGUF, error) {
 	return parseGGUF("<memory>", data)
 }
 
-// Close releases the file mapping. Tensor data must not be used afterwards.
+// Close releases the file mapping. Tensor data must not be used afterwards:
+// Close sets each Tensor's Data to nil, so that a late use through the
+// Tensor fails with an error or an index panic instead of a fault on
+// unmapped memory (copies of Data taken earlier are not protected).
+// Closing twice is harmless.
 func (g *GGUF) Close() error {
 	if g.release == nil {
 		return nil
+	}
+	for _, t := range g.tensors {
+		t.Data = nil
 	}
 	err := g.release()
 	g.release = nil
@@ -620,12 +627,9 @@ func tensorSize(typ quant.Type, dims []uint64) (uint64, []int, error) {
 	shape := make([]int, len(dims))
 	elems := uint64(1)
 	for j, n := range dims {
-		if n > math.MaxInt32*uint64(256) {
-			return 0, nil, fmt.Errorf("dimension %d is absurdly large", n)
-		}
 		hi, lo := bits.Mul64(elems, n)
-		if hi != 0 || lo > math.MaxInt64/8 {
-			return 0, nil, fmt.Errorf("dimensions %v overflow", dims)
+		if n > maxElems || hi != 0 || lo > maxElems {
+			return 0, nil, fmt.Errorf("dimensions %v overflow (more than %d elements)", dims, maxElems)
 		}
 		elems = lo
 		shape[len(dims)-1-j] = int(n)
@@ -636,5 +640,10 @@ func tensorSize(typ quant.Type, dims []uint64) (uint64, []int, error) {
 	}
 	return elems / bs * uint64(typ.BlockBytes()), shape, nil
 }
+
+// maxElems bounds a tensor's element count (and each dimension) so that
+// the count, and its size in bytes at up to 8 bytes per element, fit in an
+// int on this platform (32-bit ones included).
+const maxElems = uint64(math.MaxInt / 8)
 
 func alignUp(n, a int) int { return (n + a - 1) / a * a }

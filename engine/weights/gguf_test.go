@@ -92,7 +92,7 @@ func TestOpenGGUFRefs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := rb * tt.Elements() / tt.Shape[len(tt.Shape)-1]
+				want := rb * (tt.Elements() / tt.Shape[len(tt.Shape)-1])
 				if len(tt.Data) != want {
 					t.Errorf("%s: %d bytes, want %d", tt.Name, len(tt.Data), want)
 				}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -135,9 +134,17 @@ func (s *Safetensors) addFile(path string) ([]*Tensor, error) {
 	return tensors, nil
 }
 
-// Close releases all mappings. Tensor data must not be used afterwards.
+// Close releases all mappings. Tensor data must not be used afterwards:
+// as GGUF.Close does, Close sets each Tensor's Data to nil. Closing twice
+// is harmless.
 func (s *Safetensors) Close() error {
 	var errs []error
+	if s.releases == nil {
+		return nil
+	}
+	for _, t := range s.tensors {
+		t.Data = nil // see GGUF.Close
+	}
 	for _, r := range s.releases {
 		errs = append(errs, r())
 	}
@@ -262,7 +269,7 @@ func (e *stEntry) tensor(name string, body []byte) (*Tensor, uint64, error) {
 			return nil, 0, fmt.Errorf("negative dimension %d", d)
 		}
 		hi, lo := bits.Mul64(elems, uint64(d))
-		if hi != 0 || lo > math.MaxInt64/8 {
+		if uint64(d) > maxElems || hi != 0 || lo > maxElems {
 			return nil, 0, fmt.Errorf("shape %v overflows", e.Shape)
 		}
 		elems = lo
