@@ -18,6 +18,8 @@
 //	                           generate with "raw": true skips the template; an
 //	                           empty prompt loads (keep_alive 0: unloads) the model
 //	GET  /api/tags, /api/ps, /api/version; POST /api/show
+//	GET, HEAD /                "Ollama is running", exactly as Ollama answers
+//	                           (clients compare it); no token needed
 //
 // Not supported, with a 400 that says so: n > 1, logprobs, tools, images,
 // JSON schemas (response_format json_schema, Ollama format objects),
@@ -63,7 +65,8 @@
 //     is refused with 403 unless that exact origin is listed in
 //     Options.AllowedOrigins; "*" is never used;
 //   - with Options.Token set (PHI4MAC_API_KEY), every request needs
-//     "Authorization: Bearer <token>" (compared in constant time);
+//     "Authorization: Bearer <token>" (compared in constant time), except
+//     the liveness probe GET/HEAD /;
 //   - bodies are capped (Options.MaxBodyBytes, 413), prompts too
 //     (Options.MaxPromptBytes, 413; longer than the context: 400
 //     context_length_exceeded), headers at 64 KiB.

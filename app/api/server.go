@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,8 +104,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/api/ps", get(s.handlePs))
 	s.mux.HandleFunc("/api/version", get(s.handleVersion))
 	s.mux.HandleFunc("/{$}", get(func(w http.ResponseWriter, r *http.Request) {
+		// Exactly Ollama's answer: clients detect a server by comparing it.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "phi4mac is running")
+		io.WriteString(w, "Ollama is running")
 	}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such endpoint: " + r.URL.Path})
@@ -189,7 +191,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.opts.Token != "" {
+	// The liveness probe at "/" needs no token: it tells no more than an
+	// open port does, and Ollama clients probe it before sending any key.
+	if s.opts.Token != "" && !(r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="phi4mac"`)

@@ -362,3 +362,36 @@ func TestHostAllowed(t *testing.T) {
 		}
 	}
 }
+
+// Ollama clients (Page Assist, Enchanted, many scripts) detect a server by
+// GET / answering exactly "Ollama is running"; HEAD / is the Ollama CLI's
+// heartbeat. Both answer without the token: they tell no more than an open
+// port does.
+func TestRootAnswersLikeOllama(t *testing.T) {
+	_, ts := startServer(t, &llmtest.Loader{Models: []string{"m"}}, func(o *Options) { o.Token = "s3cret" })
+	resp, err := ts.Client().Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "Ollama is running" {
+		t.Errorf("GET /: %d %q", resp.StatusCode, body)
+	}
+	resp, err = ts.Client().Head(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("HEAD /: %d", resp.StatusCode)
+	}
+	resp, err = ts.Client().Get(ts.URL + "/api/tags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("GET /api/tags without the token: %d", resp.StatusCode)
+	}
+}
