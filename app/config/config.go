@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -284,6 +285,14 @@ func expandHome(p string) string {
 	return p
 }
 
+// isOrigin reports whether o is a browser origin: scheme://host[:port],
+// any scheme (http, https, chrome-extension, tauri, app, ...), nothing else.
+func isOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && u.Scheme != "" && u.Host != "" && u.User == nil && (u.Path == "" || u.Path == "/") &&
+		u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && !strings.HasSuffix(o, "#")
+}
+
 // Validate reports every setting out of range, one per line.
 func (s Settings) Validate() error {
 	var errs []error
@@ -316,10 +325,10 @@ func (s Settings) Validate() error {
 		bad("api.addr %q listens beyond this machine: set api.token (PHI4MAC_API_KEY) first, or use 127.0.0.1", s.API.Addr)
 	}
 	for _, o := range s.API.AllowedOrigins {
-		if o == "*" || o == "null" {
+		if o == "*" || o == "null" || strings.Contains(o, "*") {
 			bad("api.allowed_origins may not contain %q: list exact origins such as http://localhost:3000", o)
-		} else if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
-			bad("api.allowed_origins entry %q is not an http(s) origin", o)
+		} else if !isOrigin(o) {
+			bad("api.allowed_origins entry %q is not an origin (scheme://host[:port], e.g. http://localhost:3000 or chrome-extension://ID)", o)
 		}
 	}
 	if s.API.MaxBodyBytes < 1024 {

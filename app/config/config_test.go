@@ -276,3 +276,23 @@ func TestConcurrentSetKeepsEveryChange(t *testing.T) {
 		}
 	}
 }
+
+// Browser extensions (Page Assist: chrome-extension://ID), Tauri and
+// Electron apps and VS Code webviews are common Ollama clients; their
+// origins must be listable. Wildcards, "null" and things that are not an
+// origin (paths, no host) are refused.
+func TestAllowedOrigins(t *testing.T) {
+	for origin, ok := range map[string]bool{
+		"http://localhost:3000": true, "https://chat.example.com": true,
+		"chrome-extension://jfgfiigpkhlkbnfnbobbkinehhfdhndo": true, "moz-extension://0f4c3a2b-1d2e-4f5a-9b8c-7d6e5f4a3b2c": true,
+		"tauri://localhost": true, "app://obsidian.md": true, "vscode-webview://abc123": true,
+		"*": false, "null": false, "http://*": false, "https://*.example.com": false, "localhost:3000": false,
+		"http://localhost:3000/path": false, "http://": false, "file://": false, "http://a b": false,
+	} {
+		s := Defaults()
+		s.API.AllowedOrigins = []string{origin}
+		if err := s.Validate(); (err == nil) != ok {
+			t.Errorf("origin %q: valid = %v, want %v (%v)", origin, err == nil, ok, err)
+		}
+	}
+}
