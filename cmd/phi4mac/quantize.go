@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,7 +27,10 @@ gives the file llama-quantize (without an importance matrix) writes, byte for by
 per-tensor types (e.g. output.weight Q6_K in q4_0 and q4_k_m files) and GGML's reference
 quantizers; a Hugging Face folder gives what convert_hf_to_gguf.py writes (float formats), or
 what llama-quantize then makes of its F16 file. GGUF metadata is kept; for a Hugging Face
-folder the phi3 model metadata and the tokenizer metadata are derived as the converter does.`,
+folder the phi3 model metadata and the tokenizer metadata are derived as the converter does.
+
+The output is written to a temporary file beside OUT and renamed into place when complete,
+so an error or Ctrl-C leaves no partial file; OUT may not be the input itself.`,
 		Example: `  phi4mac quantize ~/models/phi-4 phi-4-Q8_0.gguf --type q8_0
   phi4mac quantize phi-4-F16.gguf phi-4-Q4_K_M.gguf --type q4_k_m`,
 		Args: cobra.ExactArgs(2),
@@ -46,10 +48,7 @@ folder the phi3 model metadata and the tokenizer metadata are derived as the con
 					fmt.Fprintf(errw, "[%*d/%d] %-32s %-5s -> %s\n", len(fmt.Sprint(total)), done, total, tensor, from, to)
 				}
 			}
-			err = weights.WriteFile(out, func(w io.Writer) error {
-				return weights.ConvertToGGUF(cmd.Context(), in, w, opts)
-			})
-			if err != nil {
+			if err := weights.ConvertFile(cmd.Context(), in, out, opts); err != nil {
 				return err
 			}
 			if !quiet {

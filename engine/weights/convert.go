@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
@@ -61,10 +63,13 @@ func ConvertToGGUF(ctx context.Context, in string, w io.Writer, opts ConvertOpti
 		meta    []KV
 		tensors []srcTensor
 	)
-	if fi.IsDir() || !isGGUFFile(in) {
-		src, meta, tensors, err = openHFForConvert(in, opts)
-	} else {
+	switch {
+	case !fi.IsDir() && isGGUFFile(in):
 		src, meta, tensors, err = openGGUFForConvert(in, opts)
+	case fi.IsDir() || isHFWeightsFile(in):
+		src, meta, tensors, err = openHFForConvert(in, opts)
+	default:
+		return fmt.Errorf("convert: %s is neither a GGUF file nor a Hugging Face model (a folder with config.json and safetensors, a .safetensors file or %s)", in, IndexFile)
 	}
 	if err != nil {
 		return err
@@ -91,7 +96,7 @@ func ConvertToGGUF(ctx context.Context, in string, w io.Writer, opts ConvertOpti
 		if st.t.Type.Quantized() && st.t.Type != st.to {
 			opts.Logger.Warn("requantizing an already quantized tensor loses precision", "tensor", st.t.Name, "from", st.t.Type, "to", st.to)
 		}
-		if err := gw.WriteTensorStream(st.name, func(w io.Writer) error { return recode(st.t, st.to, w) }); err != nil {
+		if err := gw.WriteTensorStream(st.name, func(w io.Writer) error { return recode(ctx, st.t, st.to, w) }); err != nil {
 			return fmt.Errorf("convert %s: %w", in, err)
 		}
 		if opts.Progress != nil {
@@ -108,6 +113,60 @@ type srcTensor struct {
 	name string // output (GGUF) name
 	t    *Tensor
 	to   quant.Type
+}
+
+// ConvertFile converts the model at in (see ConvertToGGUF) into a GGUF
+// file at out, written atomically (see WriteFile): on an error or a
+// cancelled ctx no file appears at out. It refuses, before any work, an
+// output that is a folder, the input file itself, or one of the files of an
+// input Hugging Face folder other than a .gguf file.
+func ConvertFile(ctx context.Context, in, out string, opts ConvertOptions) error {
+	if err := checkConvertOutput(in, out); err != nil {
+		return err
+	}
+	return WriteFile(out, func(w io.Writer) error { return ConvertToGGUF(ctx, in, w, opts) })
+}
+
+// checkConvertOutput checks that writing out cannot destroy the input in.
+func checkConvertOutput(in, out string) error {
+	inInfo, err := os.Stat(in)
+	if err != nil {
+		return fmt.Errorf("convert: %w", err)
+	}
+	outInfo, err := os.Stat(out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("convert: output: %w", err)
+	}
+	if outInfo.IsDir() {
+		return fmt.Errorf("convert: output %s is a folder; give a file name such as %s", out, filepath.Join(out, "model.gguf"))
+	}
+	if os.SameFile(inInfo, outInfo) {
+		return fmt.Errorf("convert: output %s is the input file; choose another output name", out)
+	}
+	if inInfo.IsDir() || !isGGUFFile(in) {
+		// A Hugging Face folder: its config, tokenizer and weight files
+		// are all read; a .gguf file beside them is not.
+		dir := in
+		if !inInfo.IsDir() {
+			dir = filepath.Dir(in)
+		}
+		dirInfo, err1 := os.Stat(dir)
+		outDir, err2 := os.Stat(filepath.Dir(out))
+		if err1 == nil && err2 == nil && os.SameFile(dirInfo, outDir) && !strings.EqualFold(filepath.Ext(out), ".gguf") {
+			return fmt.Errorf("convert: output %s would replace a file of the input model folder %s; choose another output name", out, dir)
+		}
+	}
+	return nil
+}
+
+// isHFWeightsFile reports whether path names a safetensors file or shard
+// index, which ConvertToGGUF reads with the folder it lies in.
+func isHFWeightsFile(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".safetensors" || ext == ".json"
 }
 
 func isGGUFFile(path string) bool {
@@ -139,8 +198,9 @@ func assignTypes(ts []srcTensor, s Scheme) {
 	}
 }
 
-// recode writes t's data converted to type to, row chunk by row chunk.
-func recode(t *Tensor, to quant.Type, w io.Writer) error {
+// recode writes t's data converted to type to, row chunk by row chunk,
+// stopping early when ctx is cancelled.
+func recode(ctx context.Context, t *Tensor, to quant.Type, w io.Writer) error {
 	if t.Type == to {
 		_, err := w.Write(t.Data)
 		return err
@@ -176,6 +236,9 @@ func recode(t *Tensor, to quant.Type, w io.Writer) error {
 		bufs[k] = buf{f32: make([]float32, chunk*row), out: make([]byte, chunk*outRow)}
 	}
 	for r := 0; r < rows; r += chunk * workers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var wg sync.WaitGroup
 		for k := range bufs {
 			start := r + k*chunk

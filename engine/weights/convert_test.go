@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -152,5 +154,94 @@ func TestConvertShardedHF(t *testing.T) {
 	}
 	if want := mustRead(t, testrefs.Path(t, "models/micro/phi3-random-micro-F16.gguf")); !bytes.Equal(buf.Bytes(), want) {
 		t.Errorf("sharded conversion differs at byte %d", firstDiffBytes(buf.Bytes(), want))
+	}
+}
+
+// TestConvertFileProtectsInput checks that quantize's file-level entry
+// point refuses outputs that would destroy its input, before doing any
+// work, and rejects inputs that are no model with a clear message.
+func TestConvertFileProtectsInput(t *testing.T) {
+	ctx := context.Background()
+	opts := ConvertOptions{Scheme: mustScheme(t, "q8_0"), Logger: slog.New(slog.DiscardHandler)}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "micro-F16.gguf")
+	orig := mustRead(t, testrefs.Path(t, "models/micro/phi3-random-micro-F16.gguf"))
+	if err := os.WriteFile(in, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hf := t.TempDir()
+	src := testrefs.Path(t, "models/micro/hf")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.WriteFile(filepath.Join(hf, e.Name()), mustRead(t, filepath.Join(src, e.Name())), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notModel := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notModel, []byte("hello"), 0o644)
+	tests := []struct {
+		name, in, out, want string
+	}{
+		{"same file", in, in, "is the input file"},
+		{"same file, other spelling", in, filepath.Join(dir, ".", "micro-F16.gguf"), "is the input file"},
+		{"output is a folder", in, dir, "is a folder"},
+		{"HF weights", hf, filepath.Join(hf, "model.safetensors"), "would replace a file of the input model folder"},
+		{"HF config", filepath.Join(hf, "model.safetensors"), filepath.Join(hf, "config.json"), "would replace a file of the input model folder"},
+		{"not a model", notModel, filepath.Join(dir, "out.gguf"), "neither a GGUF file nor a Hugging Face model"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ConvertFile(ctx, tc.in, tc.out, opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if !bytes.Equal(mustRead(t, in), orig) {
+		t.Fatal("input changed")
+	}
+	if !bytes.Equal(mustRead(t, filepath.Join(hf, "model.safetensors")), mustRead(t, filepath.Join(src, "model.safetensors"))) {
+		t.Fatal("HF input changed")
+	}
+	// A GGUF output inside the HF folder is fine, and so is a new file.
+	if err := ConvertFile(ctx, hf, filepath.Join(hf, "micro-Q8_0.gguf"), opts); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "micro-Q8_0.gguf")
+	if err := ConvertFile(ctx, in, out, opts); err != nil {
+		t.Fatal(err)
+	}
+	if want := mustRead(t, testrefs.Path(t, "models/micro/phi3-random-micro-Q8_0.gguf")); !bytes.Equal(mustRead(t, out), want) {
+		t.Fatal("output differs from llama-quantize's")
+	}
+}
+
+// TestConvertFileCancelled cancels a conversion after its first tensor
+// (as Ctrl-C does through the command's context) and expects
+// context.Canceled, no output file and no temporary file left; recode
+// also stops between the row chunks of one large tensor.
+func TestConvertFileCancelled(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.gguf")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := ConvertOptions{Scheme: mustScheme(t, "q4_0"), Logger: slog.New(slog.DiscardHandler),
+		Progress: func(done, total int, name string, from, to quant.Type) { cancel() }}
+	err := ConvertFile(ctx, testrefs.Path(t, "models/micro/phi3-random-micro-F32.gguf"), out, opts)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+
+	big := &Tensor{Name: "big", Type: quant.F32, Shape: []int{4096, 256}, Data: make([]byte, 4096*256*4)}
+	cctx, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if err := recode(cctx, big, quant.Q8_0, io.Discard); !errors.Is(err, context.Canceled) {
+		t.Fatalf("recode: err = %v, want context.Canceled", err)
 	}
 }

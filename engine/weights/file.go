@@ -9,8 +9,9 @@ import (
 )
 
 // WriteFile creates the file at path through a temporary file in the same
-// folder that is renamed into place only when write succeeds, so a failed
-// or interrupted conversion never leaves a truncated model behind.
+// folder that is synced and renamed into place only when write succeeds, so
+// a failed or interrupted conversion never leaves a truncated model behind
+// (nor, after a crash, an empty one).
 func WriteFile(path string, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -23,6 +24,10 @@ func WriteFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := bw.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
