@@ -158,6 +158,7 @@ func (r *runner) use(ctx context.Context, name string, keepAlive *time.Duration,
 	var loadTime time.Duration
 	r.mu.Lock()
 	m := r.model
+	r.keepAlive = r.idle // as in Ollama, a request's keep_alive lasts until the next request
 	if keepAlive != nil {
 		r.keepAlive = *keepAlive
 	}
@@ -179,9 +180,6 @@ func (r *runner) use(ctx context.Context, name string, keepAlive *time.Duration,
 		r.log.Info("model loaded", "model", name, "took", loadTime)
 		r.mu.Lock()
 		r.model, r.loadedAt = m, time.Now()
-		if keepAlive == nil {
-			r.keepAlive = r.idle
-		}
 		r.mu.Unlock()
 	}
 	if fn == nil {

@@ -395,3 +395,25 @@ func TestRootAnswersLikeOllama(t *testing.T) {
 		t.Errorf("GET /api/tags without the token: %d", resp.StatusCode)
 	}
 }
+
+// keep_alive applies to the request that carries it, as in Ollama: a later
+// request without one brings back the server's idle period instead of
+// keeping the model loaded forever.
+func TestKeepAliveIsPerRequest(t *testing.T) {
+	l := &llmtest.Loader{Models: []string{"a"}}
+	s, ts := startServer(t, l, func(o *Options) { o.IdleUnload = 50 * time.Millisecond })
+	post := func(path, body string) {
+		resp, err := ts.Client().Post(ts.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", path, resp.StatusCode)
+		}
+	}
+	post("/api/generate", `{"model":"a","prompt":"x","keep_alive":-1,"stream":false}`)
+	post("/v1/chat/completions", `{"model":"a","messages":[{"role":"user","content":"x"}]}`)
+	waitFor(t, func() bool { return s.Status().Loaded == "" })
+}
