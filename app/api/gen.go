@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ func decodeError(err error) error {
 	var typ *json.UnmarshalTypeError
 	var mbe *http.MaxBytesError
 	var fe *fieldError
+	var ne net.Error
 	switch {
 	case errors.As(err, &mbe):
 		return err
@@ -58,6 +60,8 @@ func decodeError(err error) error {
 		return badRequest(field, "field %q has the wrong type: got %s, want %s", field, typ.Value, jsonKind(typ.Type.String()))
 	case errors.As(err, &fe):
 		return badRequest(fe.field, "%s", fe.msg)
+	case errors.As(err, &ne) && ne.Timeout():
+		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", msg: "the request body did not arrive in time"}
 	default:
 		return badRequest("", "cannot decode request: %v", err)
 	}

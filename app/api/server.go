@@ -39,6 +39,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxPromptBytes caps the text of one prompt (default 1 MiB).
 	MaxPromptBytes int
+	// BodyTimeout caps the time a client may take to send its request
+	// body (default 30 s); the generation after it is not limited.
+	BodyTimeout time.Duration
 	// MaxQueue caps waiting requests (default 64); more get 503.
 	MaxQueue int
 	// Version is reported by /api/version.
@@ -66,6 +69,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxPromptBytes <= 0 {
 		opts.MaxPromptBytes = 1 << 20
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 30 * time.Second
 	}
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 64
@@ -202,10 +208,34 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.Body != nil {
+	if r.Body != nil && r.Body != http.NoBody {
+		// A slow body (slowloris) must not hold the connection forever: the
+		// read deadline lasts until the body is read, then is lifted so that
+		// a long generation is not cut short.
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout)) == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// deadlineBody lifts the connection's read deadline once the body has been
+// read to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // allowHeaders answers a preflight's Access-Control-Request-Headers from an

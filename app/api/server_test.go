@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -416,4 +418,38 @@ func TestKeepAliveIsPerRequest(t *testing.T) {
 	post("/api/generate", `{"model":"a","prompt":"x","keep_alive":-1,"stream":false}`)
 	post("/v1/chat/completions", `{"model":"a","messages":[{"role":"user","content":"x"}]}`)
 	waitFor(t, func() bool { return s.Status().Loaded == "" })
+}
+
+// A client that sends its body slowly (slowloris) is cut off after
+// BodyTimeout instead of holding a connection and a goroutine forever; a
+// long generation after the body has arrived is not affected.
+func TestSlowBodyTimesOut(t *testing.T) {
+	l := &llmtest.Loader{Models: []string{"m"}, TokenDelay: 5 * time.Millisecond}
+	_, ts := startServer(t, l, func(o *Options) { o.BodyTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":")
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	start := time.Now()
+	b, _ := io.ReadAll(conn)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("a stalled body held the connection for %v", took)
+	}
+	if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+		t.Errorf("answer to a stalled body: %q", b)
+	}
+	// A generation that outlasts BodyTimeout still completes.
+	resp, err := ts.Client().Post(ts.URL+"/api/generate", "application/json",
+		strings.NewReader(`{"model":"m","prompt":"`+strings.Repeat("word ", 80)+`","stream":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"done":true`) {
+		t.Errorf("long generation: %d %s", resp.StatusCode, body)
+	}
 }
