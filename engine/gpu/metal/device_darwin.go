@@ -50,6 +50,18 @@ type Device struct {
 	lim   gpu.Limits
 }
 
+// protocolCallsNote: darwinkit v0.5.0's generated methods that take another
+// protocol object (setComputePipelineState:, setBuffer:offset:atIndex:,
+// newComputePipelineStateWithFunction:error:) pass it through
+// objc.WrapAsProtocol, whose type parameter is inferred as the concrete
+// *Object struct; it panics ("generic type T should be interface type") on
+// the first call. The driver sends those messages with objc.Call, which
+// passes any value with a Ptr method as the object pointer.
+var (
+	selSetPipeline = objc.Sel("setComputePipelineState:")
+	selSetBuffer   = objc.Sel("setBuffer:offset:atIndex:")
+)
+
 // pipeline is a compiled kernel and its limit, read once (every query is
 // an Objective-C call through darwinkit's reflection and libffi).
 type pipeline struct {
@@ -173,7 +185,11 @@ func (d *Device) pipeline(name string) (pipeline, error) {
 			continue
 		}
 		var nserr unsafe.Pointer
-		p := d.dev.NewComputePipelineStateWithFunctionError(fn, unsafe.Pointer(&nserr))
+		// Not darwinkit's NewComputePipelineStateWithFunctionError: it
+		// passes the function through objc.WrapAsProtocol, which panics
+		// for anything but a Go interface type (see protocolCallsNote).
+		p := objc.Call[mtl.ComputePipelineStateObject](d.dev, objc.Sel("newComputePipelineStateWithFunction:error:"),
+			fn, unsafe.Pointer(&nserr))
 		fn.Release() // the pipeline keeps what it needs
 		if p.Ptr() == nil {
 			msg := "unknown error"
@@ -342,7 +358,7 @@ func (d *Device) encodeOne(enc mtl.ComputeCommandEncoderObject, ds *gpu.Dispatch
 	if threads > p.maxThreads {
 		return fmt.Errorf("%d threads per threadgroup: the pipeline allows %d", threads, p.maxThreads)
 	}
-	enc.SetComputePipelineState(p.obj)
+	objc.Call[objc.Void](enc, selSetPipeline, p.obj) // see protocolCallsNote
 	for i, b := range ds.Buffers {
 		switch {
 		case b.Bytes != nil:
@@ -352,7 +368,7 @@ func (d *Device) encodeOne(enc mtl.ComputeCommandEncoderObject, ds *gpu.Dispatch
 			if !ok {
 				return fmt.Errorf("[[buffer(%d)]]: %T is not a Metal buffer", i, b.Buf)
 			}
-			enc.SetBufferOffsetAtIndex_(mb.obj, uint(mb.off+b.Offset), uint(i))
+			objc.Call[objc.Void](enc, selSetBuffer, mb.obj, uint(mb.off+b.Offset), uint(i)) // see protocolCallsNote
 		}
 	}
 	for i, n := range ds.ThreadgroupMem {
