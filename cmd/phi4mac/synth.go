@@ -75,7 +75,7 @@ it the model has no tokenizer and can only be driven with token ids.`,
 			}
 			start := time.Now()
 			if strings.EqualFold(typeName, "hf") {
-				if err := c.WriteHF(out, tokDir, progress); err != nil {
+				if err := c.WriteHFContext(cmd.Context(), out, tokDir, progress); err != nil {
 					return err
 				}
 			} else {
@@ -83,11 +83,15 @@ it the model has no tokenizer and can only be driven with token ids.`,
 				if err != nil {
 					return fmt.Errorf("--type: %w (or hf)", err)
 				}
+				if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+					return fmt.Errorf("-o %s is a folder; give a .gguf file name (or --type hf for a Hugging Face folder)", out)
+				}
 				tok, err := tokenizerKVs(tokDir, c.Vocab, pre)
 				if err != nil {
 					return err
 				}
-				if err := weights.WriteFile(out, func(w io.Writer) error { return c.WriteGGUF(w, scheme, tok, progress) }); err != nil {
+				write := func(w io.Writer) error { return c.WriteGGUFContext(cmd.Context(), w, scheme, tok, progress) }
+				if err := weights.WriteFile(out, write); err != nil {
 					return err
 				}
 			}

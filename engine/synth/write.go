@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,11 @@ func (c Config) BF16(t TensorSpec) []byte {
 // Encode returns the tensor's data encoded as typ (F32, F16, BF16 exactly;
 // Q8_0, Q4_0, Q5_0 with GGML's reference quantizers, row by row).
 func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
+	return c.encode(context.Background(), t, typ)
+}
+
+// encode is Encode, stopping between row chunks when ctx is cancelled.
+func (c Config) encode(ctx context.Context, t TensorSpec, typ quant.Type) ([]byte, error) {
 	n := t.Elements()
 	row := t.Shape[len(t.Shape)-1]
 	rowBytes, err := typ.RowBytes(row)
@@ -64,6 +70,10 @@ func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
 			bits := make([]uint16, chunk*row)
 			f32 := make([]float32, chunk*row)
 			for r := k * chunk; r < nrows; r += workers * chunk {
+				if err := ctx.Err(); err != nil {
+					errs[k] = err
+					return
+				}
 				m := min(chunk, nrows-r)
 				GenerateBF16(c.Seed, t, r*row, bits[:m*row])
 				for j, h := range bits[:m*row] {
@@ -77,6 +87,9 @@ func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err // one error, not one per worker
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -86,6 +99,12 @@ func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
 // WriteSafetensors writes the model as a BF16 model.safetensors with Hugging
 // Face names, tensors sorted by name, as the reference generator does.
 func (c Config) WriteSafetensors(w io.Writer, progress Progress) error {
+	return c.WriteSafetensorsContext(context.Background(), w, progress)
+}
+
+// WriteSafetensorsContext is WriteSafetensors, stopping with ctx's error
+// (between tensors) when ctx is cancelled.
+func (c Config) WriteSafetensorsContext(ctx context.Context, w io.Writer, progress Progress) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -99,6 +118,9 @@ func (c Config) WriteSafetensors(w io.Writer, progress Progress) error {
 	}
 	done := 0
 	return weights.WriteSafetensorsFunc(w, tensors, map[string]string{"format": "pt"}, func(t *weights.Tensor) ([]byte, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		b := c.BF16(bySpec[t])
 		done++
 		if progress != nil {
@@ -135,6 +157,12 @@ func (c Config) GGUFMetadata(ft uint32) []weights.KV {
 // importance matrix) writes from that F16 file: its tensor order, metadata
 // order and per-tensor types (e.g. output.weight Q6_K).
 func (c Config) WriteGGUF(w io.Writer, scheme weights.Scheme, tokenizer []weights.KV, progress Progress) error {
+	return c.WriteGGUFContext(context.Background(), w, scheme, tokenizer, progress)
+}
+
+// WriteGGUFContext is WriteGGUF, stopping with ctx's error when ctx is
+// cancelled (checked between row chunks).
+func (c Config) WriteGGUFContext(ctx context.Context, w io.Writer, scheme weights.Scheme, tokenizer []weights.KV, progress Progress) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -206,7 +234,7 @@ func (c Config) WriteGGUF(w io.Writer, scheme weights.Scheme, tokenizer []weight
 		var data []byte
 		var err error
 		if it.spec != nil {
-			data, err = c.Encode(*it.spec, it.typ)
+			data, err = c.encode(ctx, *it.spec, it.typ)
 		} else {
 			data = make([]byte, 4*len(it.data))
 			err = quant.Quantize(quant.F32, it.data, data)
@@ -275,6 +303,13 @@ var tokenizerFiles = []string{"tokenizer.json", "vocab.json", "merges.txt", "tok
 // (BF16) and, when tokenizerDir is not empty, the tokenizer files copied
 // from it (their special token ids go into config.json).
 func (c Config) WriteHF(dir, tokenizerDir string, progress Progress) error {
+	return c.WriteHFContext(context.Background(), dir, tokenizerDir, progress)
+}
+
+// WriteHFContext is WriteHF, stopping with ctx's error when ctx is
+// cancelled. model.safetensors is written atomically (see weights.WriteFile):
+// after an error the folder holds no weights file.
+func (c Config) WriteHFContext(ctx context.Context, dir, tokenizerDir string, progress Progress) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -336,7 +371,7 @@ func (c Config) WriteHF(dir, tokenizerDir string, progress Progress) error {
 		return fmt.Errorf("synth: %w", err)
 	}
 	return weights.WriteFile(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error {
-		return c.WriteSafetensors(w, progress)
+		return c.WriteSafetensorsContext(ctx, w, progress)
 	})
 }
 

@@ -1,0 +1,47 @@
+package synth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine/weights"
+)
+
+// TestWriteCancelled checks that cancelling the context (Ctrl-C in
+// phi4mac synth) stops generation with the context's error: a GGUF stops
+// inside a tensor, and an HF folder is left without a weights file.
+func TestWriteCancelled(t *testing.T) {
+	q8, err := weights.ParseScheme("q8_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := preset(t, "tiny")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// A cancelled context stops the first (100352×256) tensor at once.
+	if err := c.WriteGGUFContext(ctx, io.Discard, q8, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("GGUF: err = %v, want context.Canceled", err)
+	}
+	if _, err := c.encode(ctx, c.Tensors()[0], q8.Base); !errors.Is(err, context.Canceled) {
+		t.Fatalf("encode: err = %v, want context.Canceled", err)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	done := 0
+	progress := func(int, int, string) { done++; cancel() }
+	dir := t.TempDir()
+	if err := preset(t, "micro").WriteHFContext(ctx, dir, "", progress); !errors.Is(err, context.Canceled) {
+		t.Fatalf("HF: err = %v, want context.Canceled", err)
+	}
+	if done != 1 {
+		t.Errorf("%d tensors generated after cancelling, want 1", done)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("model.safetensors exists after cancelling: %v", err)
+	}
+}
