@@ -36,6 +36,11 @@ var ErrNoSpace = errors.New("not enough disk space")
 // partialSuffix marks a file being downloaded.
 const partialSuffix = ".partial"
 
+// maxUnverifiedResume: partial files without a published SHA-256 up to this
+// size are fetched again rather than resumed across runs (the Hub stores
+// files over 10 MB in LFS, which has SHA-256s).
+const maxUnverifiedResume = 16 << 20
+
 // Result says what Pull did.
 type Result struct {
 	Dir        string   // the model's folder: root/owner/name
@@ -119,6 +124,15 @@ func (c *Client) download(ctx context.Context, ref Ref, f File, dest string) (in
 		return 0, fmt.Errorf("download %s: %w", f.Path, err)
 	}
 	part := dest + partialSuffix
+	if f.SHA256 == "" && f.Size >= 0 && f.Size <= maxUnverifiedResume {
+		// Nothing can verify a resumed small file (a git file: the Hub
+		// publishes no SHA-256 for it), and a partial left by an earlier
+		// run may be of another revision: fetch it whole. (Resuming within
+		// this run, after a dropped connection, is still done.)
+		if err := os.Remove(part); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("download %s: %w", f.Path, err)
+		}
+	}
 	retries, wait := c.Retries, c.RetryWait
 	if retries <= 0 {
 		retries = 5

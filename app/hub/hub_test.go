@@ -525,3 +525,22 @@ func TestPullStopsAtExpectedSize(t *testing.T) {
 		t.Error("the oversized file became visible")
 	}
 }
+
+// A small file the Hub publishes no SHA-256 for cannot be verified, so an
+// old partial download of it (perhaps of another revision) is not resumed:
+// that would splice two versions together unnoticed.
+func TestPullRestartsUnverifiablePartial(t *testing.T) {
+	h := newFakeHub(t, "")
+	h.add("model.safetensors", 10_000, true)
+	h.files["tokenizer.json"] = []byte(`{"version":"new","model":{}}`)
+	h.files["config.json"] = []byte("{}")
+	root := t.TempDir()
+	dir := filepath.Join(root, "acme", "phi-test")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "tokenizer.json.partial"), []byte(`{"version":"old"`), 0o644)
+	ref, _ := ParseRef(repo)
+	if _, err := h.client().Pull(context.Background(), ref, root); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(dir, "tokenizer.json"), h.files["tokenizer.json"])
+}
