@@ -1,6 +1,7 @@
 package weights
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -616,6 +617,22 @@ func parseGGUFInner(name string, data []byte) (*GGUF, error) {
 		t.Shape = shape
 		t.Data = data[start : start+int(size) : start+int(size)]
 		g.offsets[i] = in.offset
+	}
+	// Tensors may not share bytes (llama.cpp even requires them to be laid
+	// out back to back in table order; other orders are accepted here).
+	order := make([]int, nTensors)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		// Empty tensors first at equal offsets: they overlap nothing.
+		return cmp.Or(cmp.Compare(g.offsets[a], g.offsets[b]), cmp.Compare(len(g.tensors[a].Data), len(g.tensors[b].Data)))
+	})
+	for k := 1; k < len(order); k++ {
+		prev, cur := order[k-1], order[k]
+		if g.offsets[prev]+uint64(len(g.tensors[prev].Data)) > g.offsets[cur] {
+			return nil, fmt.Errorf("tensor %q overlaps tensor %q (data offsets %d and %d); the file is corrupt", g.tensors[cur].Name, g.tensors[prev].Name, g.offsets[cur], g.offsets[prev])
+		}
 	}
 	return g, nil
 }

@@ -212,6 +212,16 @@ func TestGGUFBadInput(t *testing.T) {
 		{"past end", pad(tensor(header(3, 1, 0), "t", 0, 0, 8), 16), `tensor "t": data [0, +32) extends past the end`},
 		{"misaligned", pad(tensor(header(3, 1, 0), "t", 0, 4, 1), 64), "not a multiple of the alignment"},
 		{"dup tensor", pad(tensor(tensor(header(3, 2, 0), "t", 0, 0, 1), "t", 0, 32, 1), 64), `tensor "t" appears twice`},
+		{"overlap", pad(tensor(tensor(header(3, 2, 0), "a", 0, 0, 16), "b", 0, 32, 16), 96), `tensor "b" overlaps tensor "a"`},
+		{"overlap reversed", pad(tensor(tensor(header(3, 2, 0), "a", 0, 32, 16), "b", 0, 0, 16), 96), `tensor "a" overlaps tensor "b"`},
+	}
+	// An empty tensor may share its offset with another tensor.
+	for _, order := range [][2]string{{"a", "e"}, {"e", "a"}} {
+		dims := map[string]uint64{"a": 16, "e": 0}
+		b := tensor(tensor(header(3, 2, 0), order[0], 0, 0, dims[order[0]]), order[1], 0, 0, dims[order[1]])
+		if _, err := OpenGGUFBytes(pad(b, 64)); err != nil {
+			t.Errorf("empty tensor at a used offset (%v): %v", order, err)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
