@@ -191,19 +191,7 @@ func (b *Backend) loadWeight(t *weights.Tensor) (*weight, error) {
 	typ := t.Type
 	data := t.Data
 	if typ == quant.BF16 {
-		// Apple GPUs before M2 lack bfloat arithmetic: convert to F16 once.
-		n := len(data) / 2
-		conv, err := b.dev.Alloc(len(data))
-		if err != nil {
-			return nil, err
-		}
-		b.owned = append(b.owned, conv)
-		dst := conv.Bytes()
-		for j := 0; j < n; j++ {
-			f := quant.BF16ToF32(binary.LittleEndian.Uint16(data[2*j:]))
-			binary.LittleEndian.PutUint16(dst[2*j:], quant.F32ToF16(f))
-		}
-		return &weight{buf: conv, typ: quant.F16, shape: t.Shape, rowBytes: 2 * in}, nil
+		return b.loadBF16(t, in)
 	}
 	if !typ.Known() {
 		return nil, fmt.Errorf("unsupported type %s", typ)
@@ -227,6 +215,50 @@ func (b *Backend) loadWeight(t *weights.Tensor) (*weight, error) {
 	}
 	b.owned = append(b.owned, buf)
 	return &weight{buf: buf, typ: typ, shape: t.Shape, rowBytes: rowBytes}, nil
+}
+
+// maxHalf is the largest finite F16 value.
+const maxHalf = 65504
+
+// loadBF16 converts a BF16 tensor once, since Apple GPUs before M2 lack
+// bfloat arithmetic: to F16 (same bytes, exact for BF16 values of normal
+// F16 range), or to F32 when a value is beyond F16's range (F16 would
+// turn it into infinity).
+func (b *Backend) loadBF16(t *weights.Tensor, in int) (*weight, error) {
+	data := t.Data
+	n := len(data) / 2
+	wide := false
+	for j := 0; j < n; j++ {
+		f := quant.BF16ToF32(binary.LittleEndian.Uint16(data[2*j:]))
+		if f > maxHalf || f < -maxHalf {
+			if !math.IsInf(float64(f), 0) {
+				wide = true
+				break
+			}
+		}
+	}
+	size := 2
+	if wide {
+		size = 4
+	}
+	conv, err := b.dev.Alloc(size * n)
+	if err != nil {
+		return nil, err
+	}
+	b.owned = append(b.owned, conv)
+	dst := conv.Bytes()
+	for j := 0; j < n; j++ {
+		f := quant.BF16ToF32(binary.LittleEndian.Uint16(data[2*j:]))
+		if wide {
+			binary.LittleEndian.PutUint32(dst[4*j:], math.Float32bits(f))
+		} else {
+			binary.LittleEndian.PutUint16(dst[2*j:], quant.F32ToF16(f))
+		}
+	}
+	if wide {
+		return &weight{buf: conv, typ: quant.F32, shape: t.Shape, rowBytes: 4 * in}, nil
+	}
+	return &weight{buf: conv, typ: quant.F16, shape: t.Shape, rowBytes: 2 * in}, nil
 }
 
 // NewBuffer implements engine.Backend.

@@ -227,6 +227,49 @@ func TestMatMul(t *testing.T) {
 	}
 }
 
+// TestBF16BeyondHalfRange checks that BF16 weights too large for F16 (the
+// format BF16 is converted to at load) still multiply and embed exactly.
+func TestBF16BeyondHalfRange(t *testing.T) {
+	b := newBackend(t, 0)
+	r := rand.New(rand.NewPCG(35, 36))
+	const out, in = 9, 64
+	vals := randFloats(r, out*in, 1)
+	vals[3], vals[70], vals[200] = 1e5, -3e38, 70000
+	wt := makeTensor(t, r, quant.BF16, out, in, vals)
+	ws, err := b.LoadWeights(context.Background(), []*weights.Tensor{wt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dequant(t, wt)
+	xv := randFloats(r, 2*in, 1e-3)
+	x := upload(t, b, 2, in, xv)
+	y := b.NewBuffer(2, out)
+	b.MatMul(y, x, ws[0])
+	got := read(t, b, y)
+	want := make([]float64, 2*out)
+	scale := make([]float64, 2*out)
+	for i := 0; i < 2; i++ {
+		for o := 0; o < out; o++ {
+			for k := 0; k < in; k++ {
+				p := w[o*in+k] * float64(xv[i*in+k])
+				want[i*out+o] += p
+				scale[i*out+o] += math.Abs(p)
+			}
+		}
+	}
+	compare(t, "bf16 matmul", got, want, scale, 1e-5)
+	emb := b.NewBuffer(3, in)
+	b.Embed(emb, ws[0], []int{0, 1, 3})
+	got = read(t, b, emb)
+	for i, row := range []int{0, 1, 3} {
+		for k := 0; k < in; k++ {
+			if g, w := float64(got[i*in+k]), w[row*in+k]; g != w {
+				t.Fatalf("embed row %d [%d]: got %g, want %g", row, k, g, w)
+			}
+		}
+	}
+}
+
 // TestMatMulAdd checks the fused residual (dst += x·Wᵀ) on the GEMV and
 // GEMM paths.
 func TestMatMulAdd(t *testing.T) {
