@@ -242,3 +242,29 @@ func jsonString(s string) string {
 	sb.WriteByte('"')
 	return sb.String()
 }
+
+// TestLoadConfigErrors: malformed HF config files beside vocab.json and
+// merges.txt give errors naming the file, not a tokenizer built from a
+// misread value.
+func TestLoadConfigErrors(t *testing.T) {
+	hf := testrefs.Path(t, "models", "micro", "hf")
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"id with trailing text", "tokenizer_config.json", `{"added_tokens_decoder":{"929x":{"content":"<|endoftext|>","special":true}}}`, `key "929x"`},
+		{"not json", "tokenizer_config.json", `{`, "tokenizer_config.json"},
+		{"bad added_tokens.json", "added_tokens.json", `[1]`, "added_tokens.json"},
+		{"bad eos ids", "generation_config.json", `{"eos_token_id":"x"}`, "eos_token_id"},
+		{"bad special_tokens_map.json", "special_tokens_map.json", `{`, "special_tokens_map.json"},
+	}
+	for _, tt := range tests {
+		dir := linkFiles(t, hf, "vocab.json", "merges.txt")
+		if err := os.WriteFile(dir+"/"+tt.file, []byte(tt.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(dir)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", tt.name, err, tt.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -435,8 +436,8 @@ func readConfigs(s *spec, dir string, wantAdded bool) error {
 	}
 	if wantAdded {
 		for key, a := range cfg.AddedTokensDecoder {
-			var id int
-			if _, err := fmt.Sscanf(key, "%d", &id); err != nil {
+			id, err := strconv.Atoi(key)
+			if err != nil {
 				return fmt.Errorf("%s: added_tokens_decoder key %q is not an id", cfgPath, key)
 			}
 			if a.SingleWord {
