@@ -73,7 +73,7 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "phi4mac selftest: %s (%s/%s)\n", r.Device, r.GOOS, r.GOARCH)
 	if r.Bandwidth > 0 {
 		fmt.Fprintf(w, "  read bandwidth %.1f GB/s: phi-4 decode ceiling %.1f tokens/s at Q4_0, %.1f at Q8_0, %.1f at F16\n",
-			r.Bandwidth, r.Bandwidth/7.96, r.Bandwidth/15.03, r.Bandwidth/28.29)
+			r.Bandwidth, r.Bandwidth/7.99, r.Bandwidth/15.06, r.Bandwidth/28.33) // GB per token, empty cache (metal/README.md)
 	}
 	for _, c := range r.Ops {
 		status := "ok  "
