@@ -61,6 +61,9 @@ type AskOptions struct {
 	Input string
 	// JSON prints one JSON object at the end instead of streaming text.
 	JSON bool
+	// Terminal: out is a terminal, so control characters and escape
+	// sequences in the answer are dropped (scripts get the text as is).
+	Terminal bool
 }
 
 // AskResult is what --json prints.
@@ -104,6 +107,9 @@ func Ask(ctx context.Context, m llm.Model, question string, opts AskOptions, out
 		answer.WriteString(s)
 		if opts.JSON {
 			return nil
+		}
+		if opts.Terminal {
+			s = printable(s)
 		}
 		if !wrote {
 			s = strings.TrimLeft(s, " \n")

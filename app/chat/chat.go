@@ -189,6 +189,7 @@ func (s *session) answer(ctx context.Context, line string) error {
 	out := newAnswerWriter(s.opts.Out, s.opts.Render)
 	var text strings.Builder
 	_, err := s.model.Generate(actx, llm.Request{Messages: s.messages(), Params: s.params}, func(p string) error {
+		p = printable(p)
 		if text.Len() == 0 {
 			p = strings.TrimLeft(p, " \n")
 		}

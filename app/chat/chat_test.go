@@ -255,3 +255,43 @@ func TestFirstMessageIsNeverACommand(t *testing.T) {
 		t.Errorf("input after the first message was not read: %s", out.String())
 	}
 }
+
+// Model text is untrusted (a pasted web page can steer it): escape
+// sequences in it must not reach the terminal, where they could set the
+// clipboard (OSC 52), retitle the window or rewrite what was shown.
+func TestAnswerEscapeSequencesAreNotPrinted(t *testing.T) {
+	evil := []string{"Hi", " \x1b]52;c;ZWNobyBwd25lZA==\x07", "there\x1b[2J", "\r\x08x", "\ttab\n", "\x9b31m", "ok"}
+	for _, render := range []bool{false, true} {
+		l := &llmtest.Loader{Respond: func(llm.Request) []string { return evil }}
+		m := fakeModel(t, l)
+		var out bytes.Buffer
+		opts := Options{Model: m, In: strings.NewReader("hello\n"), Out: &out}
+		if render {
+			opts.Render = func(s string) (string, error) { return s, nil }
+		}
+		if err := Run(context.Background(), opts); err != nil {
+			t.Fatal(err)
+		}
+		o := out.String()
+		if strings.ContainsAny(o, "\x1b\x07\x08\r\u009b") {
+			t.Errorf("render=%v: control characters reached the terminal: %q", render, o)
+		}
+		if !strings.Contains(o, "Hi") || !strings.Contains(o, "\ttab\n") || !strings.Contains(o, "ok") {
+			t.Errorf("render=%v: text lost: %q", render, o)
+		}
+	}
+}
+
+func TestAskTerminalDropsEscapes(t *testing.T) {
+	l := &llmtest.Loader{Respond: func(llm.Request) []string { return []string{"a\x1b]0;title\x07", "b\x1b[31m", "c"} }}
+	m := fakeModel(t, l)
+	for _, terminal := range []bool{true, false} {
+		var out bytes.Buffer
+		if _, err := Ask(context.Background(), m, "q", AskOptions{Terminal: terminal}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.ContainsRune(out.String(), '\x1b'); got == terminal {
+			t.Errorf("terminal=%v: output %q", terminal, out.String())
+		}
+	}
+}

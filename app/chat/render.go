@@ -3,7 +3,28 @@ package chat
 import (
 	"io"
 	"strings"
+	"unicode/utf8"
 )
+
+// printable drops what a terminal would take as a command rather than
+// text from model output: control characters other than newline and tab
+// (ESC starts colour, cursor, title and clipboard sequences), C1 controls
+// and bytes that are not UTF-8 (0x9b is CSI on 8-bit terminals).
+func printable(s string) string {
+	if strings.IndexFunc(s, unprintable) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unprintable(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func unprintable(r rune) bool {
+	return r == utf8.RuneError || (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r < 0xa0)
+}
 
 // answerWriter streams an answer: raw text as it comes, or, with a
 // renderer, one Markdown block at a time (a paragraph, list or fenced code

@@ -54,6 +54,7 @@ stdin); 130 interrupted (Ctrl-C).`,
 			noteDemo(cmd.ErrOrStderr(), m)
 			_, err = chat.Ask(cmd.Context(), m, question, chat.AskOptions{
 				SystemPrompt: s.SystemPrompt, Params: sampling(s), Input: input, JSON: asJSON,
+				Terminal: term.IsTerminal(int(os.Stdout.Fd())),
 			}, cmd.OutOrStdout())
 			if err != nil {
 				return exitError{code: chat.ExitCode(err), err: err}
