@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultEndpoint is the Hub's address; HF_ENDPOINT overrides it.
@@ -106,9 +107,12 @@ func ParseRef(s string) (Ref, error) {
 	return r, nil
 }
 
-// validRepoPath rejects paths that could escape the destination folder.
+// validRepoPath rejects paths that could escape the destination folder,
+// and names with control characters or invalid UTF-8 (they are printed in
+// progress bars, where they could act as terminal escape sequences).
 func validRepoPath(p string) bool {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || !utf8.ValidString(p) ||
+		strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }) {
 		return false
 	}
 	for _, seg := range strings.Split(p, "/") {

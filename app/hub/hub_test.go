@@ -544,3 +544,19 @@ func TestPullRestartsUnverifiablePartial(t *testing.T) {
 	}
 	checkFile(t, filepath.Join(dir, "tokenizer.json"), h.files["tokenizer.json"])
 }
+
+// File names come from the Hub and are printed in progress bars and used
+// as paths: names that escape the folder or carry control characters
+// (terminal escape sequences, newlines) are refused.
+func TestValidRepoPath(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"model.safetensors": true, "sub/dir/x-Q4_K_M.gguf": true, "ünïcode/模型.gguf": true, ".gitattributes": true,
+		"": false, "/etc/passwd": false, "../x": false, "a/../../x": false, "a//b": false, "a/./b": false, "a\\..\\b": false,
+		"x\x00.gguf": false, "x\x1b]52;c;aGk=\x07.gguf": false, "x\n.gguf": false, "x\r.gguf": false, "x\u009b31m.gguf": false,
+		"x\x7f": false, "bad\xffutf8": false,
+	} {
+		if got := validRepoPath(p); got != ok {
+			t.Errorf("validRepoPath(%q) = %v, want %v", p, got, ok)
+		}
+	}
+}
