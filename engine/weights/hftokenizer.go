@@ -51,6 +51,11 @@ func HFTokenizerKVs(dir string, vocabSize int, pre string) ([]KV, error) {
 	return kvs, nil
 }
 
+// maxVocab bounds the vocabulary size a tokenizer folder may declare, so a
+// corrupt vocab_size or token id cannot make HFTokenizerKVs allocate
+// gigabytes (real vocabularies have up to ~260k tokens).
+const maxVocab = 1 << 22
+
 type hfAddedToken struct {
 	ID         int    `json:"id"`
 	Content    string `json:"content"`
@@ -157,6 +162,9 @@ func hfTokenizerKVs(dir string, vocabSize int, pre string) ([]KV, error) {
 		for id := range byID {
 			vocabSize = max(vocabSize, id+1)
 		}
+	}
+	if vocabSize > maxVocab {
+		return nil, fmt.Errorf("a vocabulary of %d tokens is beyond the %d phi4mac accepts (is vocab_size in config.json, or a token id, corrupt?)", vocabSize, maxVocab)
 	}
 	for id := range byID {
 		if id >= vocabSize {

@@ -1,7 +1,10 @@
 package weights
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/phi4mac/phi4mac/internal/testrefs"
@@ -95,5 +98,27 @@ func TestHFTokenizerKVsPhi4Mini(t *testing.T) {
 	}
 	if tmpl, _ := m["tokenizer.chat_template"].V.(string); tmpl == "" {
 		t.Error("no chat template")
+	}
+}
+
+// TestHFTokenizerKVsHugeVocab checks that an absurd vocabulary size from
+// config.json, the caller or a token id is an error, not a multi-gigabyte
+// allocation.
+func TestHFTokenizerKVsHugeVocab(t *testing.T) {
+	src := testrefs.Path(t, "models/micro/hf")
+	dir := t.TempDir()
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json"} {
+		if err := os.WriteFile(filepath.Join(dir, f), mustRead(t, filepath.Join(src, f)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"vocab_size": 2000000000}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HFTokenizerKVs(dir, 0, "dbrx"); err == nil || !strings.Contains(err.Error(), "vocab_size") {
+		t.Fatalf("vocab_size 2e9: err = %v", err)
+	}
+	if _, err := HFTokenizerKVs(src, 1<<30, "dbrx"); err == nil || !strings.Contains(err.Error(), "vocabulary of") {
+		t.Fatalf("vocabSize 2^30: err = %v", err)
 	}
 }
