@@ -260,7 +260,7 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 		for g := lo; g < hi; g++ {
 			r0 := g * gemmRows
 			nr := min(gemmRows, out-r0)
-			rows := make4Rows(w, sc, r0, nr, in)
+			rows := groupRows(w, sc, r0, nr, in)
 			j := 0
 			// Three tokens at a time through the 4×3 micro-kernel.
 			var res12 [12]float32
@@ -298,9 +298,9 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 	})
 }
 
-// make4Rows returns nr rows of w starting at r0 as float32 slices: in place
+// groupRows returns nr rows of w starting at r0 as float32 slices: in place
 // for F32 weights, else dequantised into sc.
-func make4Rows(w *Weight, sc []float32, r0, nr, in int) [gemmRows][]float32 {
+func groupRows(w *Weight, sc []float32, r0, nr, in int) [gemmRows][]float32 {
 	var rows [gemmRows][]float32
 	for r := 0; r < nr; r++ {
 		if w.typ == quant.F32 {
