@@ -270,11 +270,11 @@ func (s *Server) olLoadOnly(w http.ResponseWriter, r *http.Request, j *job, body
 		writeError(w, r, err)
 		return
 	}
-	reason := "load"
+	reason, run := "load", func() error { return s.run.use(r.Context(), info.Name, j.keepAlive, nil) }
 	if j.keepAlive != nil && *j.keepAlive == 0 {
-		reason = "unload"
+		reason, run = "unload", func() error { return s.run.unload(r.Context(), info.Name) }
 	}
-	if err := s.run.use(r.Context(), info.Name, j.keepAlive, nil); err != nil {
+	if err := run(); err != nil {
 		writeError(w, r, err)
 		return
 	}

@@ -188,6 +188,22 @@ func (r *runner) use(ctx context.Context, name string, keepAlive *time.Duration,
 	return fn(m, loadTime)
 }
 
+// unload unloads the named model if it is resident, waiting its turn so
+// that no generation is cut short; it never loads anything.
+func (r *runner) unload(ctx context.Context, name string) error {
+	if err := r.acquire(ctx); err != nil {
+		return err
+	}
+	defer r.release()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keepAlive = r.idle
+	if r.model != nil && r.model.Info().Name == name {
+		r.unloadLocked("keep_alive 0")
+	}
+	return nil
+}
+
 // loaded describes the resident model, if any.
 type loaded struct {
 	info      llm.Info

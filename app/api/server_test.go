@@ -453,3 +453,37 @@ func TestSlowBodyTimesOut(t *testing.T) {
 		t.Errorf("long generation: %d %s", resp.StatusCode, body)
 	}
 }
+
+// An Ollama request with no prompt and keep_alive 0 unloads the model; when
+// it is not loaded there is nothing to do (loading it only to unload it
+// costs seconds and gigabytes).
+func TestUnloadRequestDoesNotLoad(t *testing.T) {
+	l := &llmtest.Loader{Models: []string{"m"}}
+	s, ts := startServer(t, l, nil)
+	post := func(path, body string) string {
+		resp, err := ts.Client().Post(ts.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if b := post("/api/generate", `{"model":"m","keep_alive":0}`); !strings.Contains(b, `"done_reason":"unload"`) {
+		t.Errorf("unload answer: %s", b)
+	}
+	if l.Loads() != 0 {
+		t.Errorf("unloading a model that was not loaded loaded it (%d loads)", l.Loads())
+	}
+	post("/api/chat", `{"model":"m"}`) // load
+	if l.Loads() != 1 || s.Status().Loaded != "m" {
+		t.Fatalf("load: %d loads, status %+v", l.Loads(), s.Status())
+	}
+	post("/api/chat", `{"model":"m","keep_alive":0}`)
+	if l.Closes() != 1 || s.Status().Loaded != "" || l.Loads() != 1 {
+		t.Errorf("unload: %d loads, %d closes, status %+v", l.Loads(), l.Closes(), s.Status())
+	}
+}
