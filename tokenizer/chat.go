@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -137,7 +138,9 @@ func (t *Tokenizer) ApplyChatTemplate(msgs []Message, addGenerationPrompt bool) 
 
 // EncodeChat renders msgs like ApplyChatTemplate and encodes the result, but
 // added-token text inside message contents (and tools) stays ordinary text:
-// only the template's own <|im_start|>, <|end|>, ... become control tokens.
+// only the template's own <|im_start|>, <|end|>, ... become control tokens,
+// and a phi-4-mini role header such as <|user|> only when it is one added
+// token as a whole.
 // White space next to them is stripped as HF does, so when no content holds
 // added-token text the ids equal
 // Encode(ApplyChatTemplate(msgs, addGenerationPrompt), EncodeOptions{AllowSpecial: true}).
@@ -194,7 +197,10 @@ func (t *Tokenizer) render(r *chatRender, msgs []Message, addGenerationPrompt bo
 		}
 	case chatPhi4Mini:
 		for _, m := range msgs {
-			r.add("<|"+m.Role+"|>", true)
+			// The role comes from the caller: its header is the template's
+			// only when it is one added token, such as <|user|>.
+			header := "<|" + m.Role + "|>"
+			r.add(header, t.isAddedToken(header))
 			r.add(m.Content, false)
 			if m.Role == "system" && m.Tools != "" {
 				r.add("<|tool|>", true)
@@ -212,4 +218,9 @@ func (t *Tokenizer) render(r *chatRender, msgs []Message, addGenerationPrompt bo
 		return ErrNoChatTemplate
 	}
 	return nil
+}
+
+// isAddedToken reports whether s is the content of an added token.
+func (t *Tokenizer) isAddedToken(s string) bool {
+	return slices.ContainsFunc(t.added.tokens, func(a AddedToken) bool { return a.Content == s })
 }
