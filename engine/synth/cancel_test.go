@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/phi4mac/phi4mac/engine/weights"
@@ -26,7 +27,7 @@ func TestWriteCancelled(t *testing.T) {
 	if err := c.WriteGGUFContext(ctx, io.Discard, q8, nil, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("GGUF: err = %v, want context.Canceled", err)
 	}
-	if _, err := c.encode(ctx, c.Tensors()[0], q8.Base); !errors.Is(err, context.Canceled) {
+	if err := c.encodeTo(ctx, io.Discard, c.Tensors()[0], q8.Base); !errors.Is(err, context.Canceled) {
 		t.Fatalf("encode: err = %v, want context.Canceled", err)
 	}
 
@@ -43,5 +44,26 @@ func TestWriteCancelled(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("model.safetensors exists after cancelling: %v", err)
+	}
+}
+
+// TestWriteGGUFStreams checks that writing a GGUF does not hold whole
+// tensors in memory: a model with two 64 MB F32 matrices is written with
+// a small, bounded amount of allocation.
+func TestWriteGGUFStreams(t *testing.T) {
+	f32, err := weights.ParseScheme("f32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := preset(t, "micro")
+	c.Vocab = 1 << 18 // token_embd and output: 2^18 × 64 F32 = 64 MB each
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := c.WriteGGUFContext(context.Background(), io.Discard, f32, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+		t.Errorf("writing allocated %d MB; tensors are not streamed", got>>20)
 	}
 }

@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,60 +41,71 @@ func (c Config) BF16(t TensorSpec) []byte {
 }
 
 // Encode returns the tensor's data encoded as typ (F32, F16, BF16 exactly;
-// Q8_0, Q4_0, Q5_0 with GGML's reference quantizers, row by row).
+// Q8_0, Q4_0, Q5_0, Q4_K, Q6_K with GGML's reference quantizers, row by
+// row).
 func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
-	return c.encode(context.Background(), t, typ)
+	var b bytes.Buffer
+	if err := c.encodeTo(context.Background(), &b, t, typ); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
-// encode is Encode, stopping between row chunks when ctx is cancelled.
-func (c Config) encode(ctx context.Context, t TensorSpec, typ quant.Type) ([]byte, error) {
-	n := t.Elements()
+// encodeTo writes the tensor's data encoded as typ to w. Rounds of row
+// chunks are generated and encoded in parallel and written in order, so
+// memory stays bounded whatever the tensor's size; ctx is checked before
+// each round.
+func (c Config) encodeTo(ctx context.Context, w io.Writer, t TensorSpec, typ quant.Type) error {
 	row := t.Shape[len(t.Shape)-1]
 	rowBytes, err := typ.RowBytes(row)
 	if err != nil {
-		return nil, fmt.Errorf("tensor %s: %w", t.GGUFName, err)
+		return fmt.Errorf("tensor %s: %w", t.GGUFName, err)
 	}
 	if !quant.CanQuantize(typ) {
-		return nil, fmt.Errorf("tensor %s: no encoder for %s", t.GGUFName, typ)
+		return fmt.Errorf("tensor %s: no encoder for %s", t.GGUFName, typ)
 	}
-	out := make([]byte, n/row*rowBytes)
-	nrows := n / row
-	chunk := max(1, (1<<18)/row)
-	// Workers take chunks of rows in turn and fill their part of out.
-	workers := min(runtime.GOMAXPROCS(0), (nrows+chunk-1)/chunk)
+	nrows := t.Elements() / row
+	chunk := max(1, min(nrows, (1<<18)/row))
+	workers := max(1, min(runtime.GOMAXPROCS(0), (nrows+chunk-1)/chunk))
+	out := make([]byte, workers*chunk*rowBytes)
+	bits := make([]uint16, workers*chunk*row)
+	f32 := make([]float32, workers*chunk*row)
 	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for k := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bits := make([]uint16, chunk*row)
-			f32 := make([]float32, chunk*row)
-			for r := k * chunk; r < nrows; r += workers * chunk {
-				if err := ctx.Err(); err != nil {
-					errs[k] = err
-					return
-				}
-				m := min(chunk, nrows-r)
-				GenerateBF16(c.Seed, t, r*row, bits[:m*row])
-				for j, h := range bits[:m*row] {
-					f32[j] = math.Float32frombits(uint32(h) << 16)
-				}
-				if err := quant.Quantize(typ, f32[:m*row], out[r*rowBytes:(r+m)*rowBytes]); err != nil {
-					errs[k] = fmt.Errorf("tensor %s: %w", t.GGUFName, err)
-					return
-				}
+	for r0 := 0; r0 < nrows; r0 += workers * chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		for k := range workers {
+			r := r0 + k*chunk
+			if r >= nrows {
+				break
 			}
-		}()
+			m := min(chunk, nrows-r)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b := bits[k*chunk*row : (k*chunk+m)*row]
+				x := f32[k*chunk*row : (k*chunk+m)*row]
+				GenerateBF16(c.Seed, t, r*row, b)
+				for j, h := range b {
+					x[j] = math.Float32frombits(uint32(h) << 16)
+				}
+				if err := quant.Quantize(typ, x, out[k*chunk*rowBytes:(k*chunk+m)*rowBytes]); err != nil {
+					errs[k] = fmt.Errorf("tensor %s: %w", t.GGUFName, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		m := min(workers*chunk, nrows-r0)
+		if _, err := w.Write(out[:m*rowBytes]); err != nil {
+			return err
+		}
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err // one error, not one per worker
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return nil
 }
 
 // WriteSafetensors writes the model as a BF16 model.safetensors with Hugging
@@ -231,18 +243,16 @@ func (c Config) WriteGGUFContext(ctx context.Context, w io.Writer, scheme weight
 		}
 	}
 	for i, it := range items {
-		var data []byte
 		var err error
 		if it.spec != nil {
-			data, err = c.encode(ctx, *it.spec, it.typ)
+			err = gw.WriteTensorStream(it.name, func(w io.Writer) error { return c.encodeTo(ctx, w, *it.spec, it.typ) })
 		} else {
-			data = make([]byte, 4*len(it.data))
-			err = quant.Quantize(quant.F32, it.data, data)
+			data := make([]byte, 4*len(it.data))
+			if err = quant.Quantize(quant.F32, it.data, data); err == nil {
+				err = gw.WriteTensor(it.name, data)
+			}
 		}
 		if err != nil {
-			return err
-		}
-		if err := gw.WriteTensor(it.name, data); err != nil {
 			return err
 		}
 		if progress != nil {
