@@ -296,3 +296,24 @@ func TestAllowedOrigins(t *testing.T) {
 		}
 	}
 }
+
+// The settings file may hold the API token: once it does, it is readable
+// by its owner only, whatever mode the file had.
+func TestSaveWithTokenIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("temperature: 0.5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Set(path, "system_prompt", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode changed without a token: %v", fi.Mode().Perm())
+	}
+	if _, err := Set(path, "api.token", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("settings file holding the token has mode %v", fi.Mode().Perm())
+	}
+}

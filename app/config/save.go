@@ -75,6 +75,9 @@ func save(path string, s Settings) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("save settings: %w", err)
 	}
+	if api, _ := doc["api"].(map[string]any); api != nil && api["token"] != nil && api["token"] != "" {
+		mode &^= 0o077 // the file holds a secret: owner only
+	}
 	return WriteFileAtomic(path, buf.Bytes(), mode)
 }
 
