@@ -619,10 +619,21 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 	}
 	span := b.opts.AttnSpan
 	nsplit := ceilDiv(pos0+n, span)
-	part, err := b.scratch(&b.partial, 4*n*heads*nsplit*(2+sp.HeadDim))
-	if err != nil {
-		b.fail(err)
-		return
+	if heads*n >= attnParallelGroups {
+		// A prefill batch has threadgroups enough in (heads, tokens):
+		// splitting the sequence too would only add the reduction and a
+		// scratch of n·heads·splits·(2+head_dim) floats (680 MB for 512
+		// phi-4 tokens at position 16K).
+		span, nsplit = pos0+n, 1
+	}
+	partBind := d.bind() // one split: attn_partial writes dst and never part
+	if nsplit > 1 {
+		part, err := b.scratch(&b.partial, 4*n*heads*nsplit*(2+sp.HeadDim))
+		if err != nil {
+			b.fail(err)
+			return
+		}
+		partBind = Binding{Buf: part}
 	}
 	args := packArgs(b, AttnArgs{
 		NTok: uint32(n), NHeads: uint32(heads), NKVHeads: uint32(sp.KVHeads), HeadDim: uint32(sp.HeadDim),
@@ -633,7 +644,7 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 		Kernel:  partialK,
 		Groups:  [3]int{heads, n, nsplit},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: b.binds(q.bind(), kb, vb, Binding{Buf: part}, args, d.bind()),
+		Buffers: b.binds(q.bind(), kb, vb, partBind, args, d.bind()),
 	})
 	if nsplit == 1 {
 		return // attn_partial wrote the output
@@ -642,7 +653,7 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 		Kernel:  "attn_reduce",
 		Groups:  [3]int{heads, n, 1},
 		Threads: [3]int{laneThreads, 1, 1},
-		Buffers: b.binds(Binding{Buf: part}, d.bind(), args),
+		Buffers: b.binds(partBind, d.bind(), args),
 	})
 }
 

@@ -906,3 +906,85 @@ func TestMatMulThenAddFusion(t *testing.T) {
 		compare(t, fmt.Sprintf("add into the input n=%d", n), got, want, nil, 1e-5)
 	}
 }
+
+// allocLog is a device that records the sizes it allocates.
+type allocLog struct {
+	gpu.Device
+	sizes *[]int
+}
+
+func (a allocLog) Alloc(size int) (gpu.Buffer, error) {
+	*a.sizes = append(*a.sizes, size)
+	return a.Device.Alloc(size)
+}
+
+// TestPrefillAttentionDoesNotSplit checks a prefill batch wide enough to
+// fill the GPU with (head, token) threadgroups: it attends in one split
+// (no split scratch: nothing near its size is allocated) and agrees with
+// a float64 reference, as does the split path of a narrower batch before
+// it.
+func TestPrefillAttentionDoesNotSplit(t *testing.T) {
+	const heads, kv, hd = 8, 2, 32
+	var sizes []int
+	b := gpu.New(allocLog{device(t), &sizes}, gpu.Options{AttnSpan: 4})
+	defer b.Close()
+	cache, err := b.NewKVCache(engine.KVSpec{Layers: 1, Ctx: 200, KVHeads: kv, HeadDim: hd, Type: quant.F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	r := rand.New(rand.NewPCG(37, 38))
+	cols := (heads + 2*kv) * hd
+	var rows [][]float32 // every qkv row so far
+	pos := 0
+	for _, n := range []int{64, 128} { // 8·64 threadgroups split; 8·128 do not
+		qv := randFloats(r, n*cols, 1)
+		q := upload(t, b, n, cols, qv)
+		out := b.NewBuffer(n, heads*hd)
+		sizes = sizes[:0]
+		b.Attention(out, q, cache, 0, pos)
+		got := read(t, b, out)
+		if n == 128 {
+			splitScratch := 4 * n * heads * ((pos + n + 3) / 4) * (2 + hd)
+			for _, s := range sizes {
+				if s >= splitScratch/2 {
+					t.Errorf("prefill of %d tokens allocated %d bytes (the split scratch is %d)", n, s, splitScratch)
+				}
+			}
+		}
+		for i := 0; i < n; i++ {
+			rows = append(rows, qv[i*cols:(i+1)*cols])
+		}
+		want := make([]float64, n*heads*hd)
+		for i := 0; i < n; i++ {
+			row := rows[pos+i]
+			for h := 0; h < heads; h++ {
+				g := h / (heads / kv)
+				scores := make([]float64, pos+i+1)
+				mx := math.Inf(-1)
+				for p := range scores {
+					var s float64
+					for d := 0; d < hd; d++ {
+						s += float64(row[h*hd+d]) * float64(rows[p][(heads+g)*hd+d])
+					}
+					scores[p] = s / math.Sqrt(hd)
+					mx = max(mx, scores[p])
+				}
+				var sum float64
+				for p := range scores {
+					scores[p] = math.Exp(scores[p] - mx)
+					sum += scores[p]
+				}
+				for d := 0; d < hd; d++ {
+					var a float64
+					for p := range scores {
+						a += scores[p] / sum * float64(rows[p][(heads+kv+g)*hd+d])
+					}
+					want[(i*heads+h)*hd+d] = a
+				}
+			}
+		}
+		compare(t, fmt.Sprintf("%d tokens at %d", n, pos), got, want, nil, 2e-5)
+		pos += n
+	}
+}

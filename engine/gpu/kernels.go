@@ -20,6 +20,9 @@ const (
 	defaultGemmMin  = 4 // batches of at least this many tokens use the GEMM
 	attnMaxHeadDim  = 256
 	defaultAttnSpan = 256 // positions per attention split
+	// attnParallelGroups is the number of (head, token) threadgroups from
+	// which attention does not split the sequence (prefill batches).
+	attnParallelGroups = 1024
 )
 
 // gemvKernel returns the matrix-vector kernel for weights of type t.
