@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // maxVocab bounds vocabulary sizes read from files (corrupt counts must not
@@ -109,7 +110,7 @@ func build(s *spec) (*Tokenizer, error) {
 		if len(s.scores) != len(s.vocab) {
 			return nil, fmt.Errorf("%d scores for %d tokens", len(s.scores), len(s.vocab))
 		}
-		m := &spm{pieces: make(map[string]int32, len(s.vocab)), scores: s.scores, unk: s.unk, addSpacePrefix: s.addSpacePrefix}
+		m := &spm{pieces: make(map[string]int32, len(s.vocab)), scores: s.scores, unk: s.unk, addSpacePrefix: s.addSpacePrefix, wordByWord: true}
 		for i := range m.byteID {
 			m.byteID[i] = -1
 		}
@@ -124,6 +125,9 @@ func build(s *spec) (*Tokenizer, error) {
 			} else if piece != "" && !isAdded[id] {
 				if _, dup := m.pieces[piece]; !dup {
 					m.pieces[piece] = int32(id)
+				}
+				if strings.Contains(strings.TrimLeft(piece, spmSpace), spmSpace) {
+					m.wordByWord = false
 				}
 			}
 			if !isAdded[id] {

@@ -16,6 +16,9 @@ type spm struct {
 	byteID         [256]int32
 	unk            int
 	addSpacePrefix bool
+	// wordByWord is set when no piece has U+2581 after another character,
+	// so text can be merged one word at a time.
+	wordByWord bool
 }
 
 const spmSpace = "\u2581"
@@ -47,14 +50,42 @@ func (m *spm) encode(dst []int, text string, first bool) []int {
 		s = " " + s
 	}
 	s = strings.ReplaceAll(s, " ", spmSpace)
-	var syms []spmSymbol
+	if !m.wordByWord {
+		return m.encodeWord(&spmScratch{}, dst, s)
+	}
+	// No merge can cross the start of a run of spaces, so each word (with
+	// the spaces before it) merges alone, in scratch memory of its size.
+	var sc spmScratch
+	for len(s) > 0 {
+		end := len(s)
+		k := len(s) - len(strings.TrimLeft(s, spmSpace))
+		if j := strings.Index(s[k:], spmSpace); j >= 0 {
+			end = k + j
+		}
+		dst = m.encodeWord(&sc, dst, s[:end])
+		s = s[end:]
+	}
+	return dst
+}
+
+// spmScratch is the memory encodeWord reuses from one word to the next.
+type spmScratch struct {
+	syms []spmSymbol
+	heap []spmBigram
+}
+
+// encodeWord merges s, text with spaces already written as U+2581, and
+// appends its ids.
+func (m *spm) encodeWord(sc *spmScratch, dst []int, s string) []int {
+	syms := sc.syms[:0]
 	for i := 0; i < len(s); {
 		_, n := utf8.DecodeRuneInString(s[i:])
 		syms = append(syms, spmSymbol{start: i, end: i + n, prev: len(syms) - 1, next: len(syms) + 1})
 		i += n
 	}
 	syms[len(syms)-1].next = -1
-	var heap []spmBigram
+	sc.syms = syms
+	heap := sc.heap[:0]
 	push := func(l, r int) {
 		if l < 0 || r < 0 {
 			return
@@ -114,6 +145,7 @@ func (m *spm) encode(dst []int, text string, first bool) []int {
 		push(l.prev, b.left)
 		push(b.left, l.next)
 	}
+	sc.heap = heap
 	for i := 0; i >= 0; i = syms[i].next {
 		piece := s[syms[i].start:syms[i].end]
 		if id, ok := m.pieces[piece]; ok {
