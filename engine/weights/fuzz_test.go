@@ -41,6 +41,17 @@ func addFileSeeds(f *testing.F, paths ...string) {
 	}
 }
 
+// The fuzz targets are seeded with real model files of 0.2-1 MB. Run them
+// with a bounded minimization, e.g.
+//
+//	go test ./engine/weights -run XXX -fuzz FuzzGGUF -fuzztime 60s -fuzzminimizetime 10x
+//
+// With the default (60 s per input), minimizing one interesting input of
+// that size takes the whole run: the fuzzer reports "execs: 10" for a
+// minute and tests almost nothing.
+
+// FuzzGGUF checks that OpenGGUFBytes never panics or over-allocates, and
+// that whatever it accepts decodes and survives a write/read round trip.
 func FuzzGGUF(f *testing.F) {
 	addFileSeeds(f,
 		"models/micro/phi3-random-micro-Q4_0.gguf",
@@ -107,6 +118,9 @@ func FuzzGGUF(f *testing.F) {
 	})
 }
 
+// FuzzSafetensors checks that parseSafetensors never panics or
+// over-allocates and that every tensor it accepts has the bytes its shape
+// needs.
 func FuzzSafetensors(f *testing.F) {
 	addFileSeeds(f, "models/micro/hf/model.safetensors", "models/micromini/hf/model.safetensors")
 	var buf bytes.Buffer
