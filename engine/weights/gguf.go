@@ -19,6 +19,10 @@ const GGUFMagic = "GGUF"
 // absent.
 const DefaultAlignment = 32
 
+// maxAlignment bounds general.alignment (GGUF files use 32; a larger
+// power of two is accepted up to this).
+const maxAlignment = 1 << 20
+
 // maxDims is GGML's limit on tensor rank.
 const maxDims = 4
 
@@ -539,8 +543,8 @@ func parseGGUFInner(name string, data []byte) (*GGUF, error) {
 	}
 	if v, ok := g.meta["general.alignment"]; ok {
 		a, isU32 := v.V.(uint32)
-		if !isU32 || a == 0 || a&(a-1) != 0 || a > 1<<20 {
-			return nil, fmt.Errorf("general.alignment must be a power-of-two uint32, got %v (%s)", v.V, v.Type)
+		if !isU32 || a == 0 || a&(a-1) != 0 || a > maxAlignment {
+			return nil, fmt.Errorf("general.alignment must be a power-of-two uint32 up to %d, got %v (%s)", maxAlignment, v.V, v.Type)
 		}
 		g.alignment = int(a)
 	}

@@ -62,8 +62,8 @@ func (w *GGUFWriter) SetMeta(key string, v Value) error {
 	}
 	if key == "general.alignment" {
 		a, ok := v.V.(uint32)
-		if !ok || a == 0 || a&(a-1) != 0 {
-			return fmt.Errorf("gguf writer: general.alignment must be a power-of-two uint32, got %v", v.V)
+		if !ok || a == 0 || a&(a-1) != 0 || a > maxAlignment {
+			return fmt.Errorf("gguf writer: general.alignment must be a power-of-two uint32 up to %d, got %v", maxAlignment, v.V)
 		}
 		w.alignment = int(a)
 	}

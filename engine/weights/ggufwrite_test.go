@@ -130,6 +130,9 @@ func TestGGUFWriterErrors(t *testing.T) {
 	if err := w.SetMeta("general.alignment", Uint32Value(3)); err == nil {
 		t.Error("alignment 3 accepted")
 	}
+	if err := w.SetMeta("general.alignment", Uint32Value(1<<31)); err == nil {
+		t.Error("alignment 2^31 accepted (the reader refuses it)")
+	}
 	if err := w.AddTensor("t", quant.Q8_0, []int{2, 20}); err == nil {
 		t.Error("row not a multiple of the block accepted")
 	}
