@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -256,6 +257,21 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad added_tokens.json", "added_tokens.json", `[1]`, "added_tokens.json"},
 		{"bad eos ids", "generation_config.json", `{"eos_token_id":"x"}`, "eos_token_id"},
 		{"bad special_tokens_map.json", "special_tokens_map.json", `{`, "special_tokens_map.json"},
+	}
+	// A config file that is there but cannot be read is an error too.
+	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json", "added_tokens.json"} {
+		files := []string{"vocab.json", "merges.txt"}
+		if name != "chat_template.jinja" { // read only without a chat_template in tokenizer_config.json
+			files = append(files, "tokenizer_config.json")
+		}
+		dir := linkFiles(t, hf, files...)
+		os.Remove(filepath.Join(dir, name))
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s is a folder: err = %v", name, err)
+		}
 	}
 	for _, tt := range tests {
 		dir := linkFiles(t, hf, "vocab.json", "merges.txt")

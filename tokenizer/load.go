@@ -471,6 +471,8 @@ func readConfigs(s *spec, dir string, wantAdded bool) error {
 		if err := json.Unmarshal(data, &stm); err != nil {
 			return fmt.Errorf("%s: %w", stmPath, err)
 		}
+	} else if !os.IsNotExist(err) {
+		return err
 	}
 	if bosName == "" {
 		bosName = tokenName(stm.BOSToken)
@@ -491,6 +493,8 @@ func readConfigs(s *spec, dir string, wantAdded bool) error {
 	if s.template == "" {
 		if data, err := readFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
 			s.template = string(data)
+		} else if !os.IsNotExist(err) {
+			return err
 		}
 	}
 	genPath := filepath.Join(dir, "generation_config.json")
