@@ -63,13 +63,16 @@
 //     own domain is pointed at 127.0.0.1;
 //   - a request carrying an Origin header (any browser's cross-site request)
 //     is refused with 403 unless that exact origin is listed in
-//     Options.AllowedOrigins; "*" is never used;
+//     Options.AllowedOrigins; "*" is never used; a preflight from an
+//     allowed origin admits the request headers it asks for (the OpenAI
+//     SDK's x-stainless-* headers);
 //   - with Options.Token set (PHI4MAC_API_KEY), every request needs
 //     "Authorization: Bearer <token>" (compared in constant time), except
 //     the liveness probe GET/HEAD /;
 //   - bodies are capped (Options.MaxBodyBytes, 413), prompts too
 //     (Options.MaxPromptBytes, 413; longer than the context: 400
-//     context_length_exceeded), headers at 64 KiB.
+//     context_length_exceeded), headers at 64 KiB and 10 s, a body must
+//     arrive within Options.BodyTimeout (408).
 //
 // Errors use each API's own format: {"error":{"message","type","param","code"}}
 // under /v1, {"error":"message"} under /api.
