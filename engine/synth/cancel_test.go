@@ -45,6 +45,28 @@ func TestWriteCancelled(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("model.safetensors exists after cancelling: %v", err)
 	}
+
+	// A folder that did not exist is not created at all.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	parent := t.TempDir()
+	progress = func(int, int, string) { cancel() }
+	if err := preset(t, "micro").WriteHFContext(ctx, filepath.Join(parent, "new"), "", progress); !errors.Is(err, context.Canceled) {
+		t.Fatalf("new HF folder: err = %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Errorf("left behind after cancelling: %v", entries)
+	}
+	// Complete, it appears under its name (TestWriteHF checks the files).
+	if err := preset(t, "micro").WriteHFContext(context.Background(), filepath.Join(parent, "new"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 || entries[0].Name() != "new" {
+		t.Errorf("after writing: %v", entries)
+	}
+	if fi, err := os.Stat(filepath.Join(parent, "new")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("folder: %v %v", fi, err)
+	}
 }
 
 // TestWriteGGUFStreams checks that writing a GGUF does not hold whole

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -317,12 +318,41 @@ func (c Config) WriteHF(dir, tokenizerDir string, progress Progress) error {
 }
 
 // WriteHFContext is WriteHF, stopping with ctx's error when ctx is
-// cancelled. model.safetensors is written atomically (see weights.WriteFile):
-// after an error the folder holds no weights file.
+// cancelled. A new folder is built under a temporary name beside dir and
+// renamed into place when complete, so an error or a cancellation leaves
+// nothing behind. An existing folder is written in place, model.safetensors
+// last and atomically (see weights.WriteFile): after an error it holds no
+// weights file.
 func (c Config) WriteHFContext(ctx context.Context, dir, tokenizerDir string, progress Progress) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return c.writeHF(ctx, dir, tokenizerDir, progress)
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := c.writeHF(ctx, tmp, tokenizerDir, progress); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return nil
+}
+
+// writeHF writes the files of WriteHFContext into the folder dir.
+func (c Config) writeHF(ctx context.Context, dir, tokenizerDir string, progress Progress) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
