@@ -200,8 +200,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// The liveness probe at "/" needs no token: it tells no more than an
 	// open port does, and Ollama clients probe it before sending any key.
 	if s.opts.Token != "" && !(r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.Token)) != 1 {
+		got, ok := bearerToken(r.Header.Get("Authorization"))
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="phi4mac"`)
 			writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "invalid_api_key",
 				typ: "authentication_error", msg: "missing or wrong API token (send Authorization: Bearer <token>)"})
@@ -389,4 +389,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// bearerToken returns the credentials of an "Authorization: Bearer <token>"
+// header. The scheme name is case-insensitive (RFC 9110 §11.1), so clients
+// that send "bearer" are accepted too.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }

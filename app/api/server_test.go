@@ -108,6 +108,8 @@ func TestHostileRequests(t *testing.T) {
 		{"no token", "POST", "/v1/chat/completions", chat, nil, 401, "token"},
 		{"wrong token", "POST", "/api/chat", chat, map[string]string{"Authorization": "Bearer nope"}, 401, "token"},
 		{"basic auth", "GET", "/api/tags", "", map[string]string{"Authorization": "Basic czNjcmV0"}, 401, "token"},
+		{"bearer without token", "GET", "/api/tags", "", map[string]string{"Authorization": "Bearer "}, 401, "token"},
+		{"token without scheme", "GET", "/api/tags", "", map[string]string{"Authorization": "s3cret"}, 401, "token"},
 		{"foreign host", "GET", "/v1/models", "", with(map[string]string{"Host": "evil.example.com"}), 403, "host"},
 		{"rebinding host with port", "POST", "/api/chat", chat, with(map[string]string{"Host": "attacker.test:11435"}), 403, "host"},
 		{"foreign origin", "POST", "/v1/chat/completions", chat, with(map[string]string{"Origin": "https://evil.example.com"}), 403, "origin"},
@@ -485,5 +487,27 @@ func TestUnloadRequestDoesNotLoad(t *testing.T) {
 	post("/api/chat", `{"model":"m","keep_alive":0}`)
 	if l.Closes() != 1 || s.Status().Loaded != "" || l.Loads() != 1 {
 		t.Errorf("unload: %d loads, %d closes, status %+v", l.Loads(), l.Closes(), s.Status())
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		header, token string
+		ok            bool
+	}{
+		{"Bearer s3cret", "s3cret", true},
+		{"bearer s3cret", "s3cret", true},
+		{"BEARER  s3cret ", "s3cret", true},
+		{"Bearer", "", false},
+		{"Bearer   ", "", false},
+		{"Basic czNjcmV0", "", false},
+		{"s3cret", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		token, ok := bearerToken(tt.header)
+		if token != tt.token || ok != tt.ok {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q, %v", tt.header, token, ok, tt.token, tt.ok)
+		}
 	}
 }

@@ -82,10 +82,18 @@ func OpenDemo(ctx context.Context, opts Options) (*Model, error) {
 	return wrap(m, DemoInfo(), opts)
 }
 
-// DemoInfo describes the embedded demo model.
+// DemoInfo describes the embedded demo model. Its modification time is the
+// running binary's, since the model is part of it (APIs that list models
+// report a date, and the zero time would read as year 1).
 func DemoInfo() llm.Info {
-	return llm.Info{Name: DemoName, Path: demo.Name, Format: "gguf", Family: "llama", ParameterSize: "260K",
+	info := llm.Info{Name: DemoName, Path: demo.Name, Format: "gguf", Family: "llama", ParameterSize: "260K",
 		Quantization: "F32", Size: int64(len(demo.Bytes())), Source: "demo"}
+	if exe, err := os.Executable(); err == nil {
+		if fi, err := os.Stat(exe); err == nil {
+			info.Modified = fi.ModTime()
+		}
+	}
+	return info
 }
 
 func (o Options) withDefaults() Options {

@@ -195,3 +195,10 @@ func TestControlTokensInMessagesStayText(t *testing.T) {
 		t.Errorf("control tokens in %v: im_end %d, im_start %d", ids, count[imEnd], count[imStart])
 	}
 }
+
+func TestDemoInfoHasADate(t *testing.T) {
+	info := DemoInfo()
+	if info.Modified.IsZero() || info.Modified.Year() < 2000 {
+		t.Errorf("demo model modified at %v; APIs would list it as year %d", info.Modified, info.Modified.Year())
+	}
+}
