@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"sync"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
 	"github.com/phi4mac/phi4mac/engine/weights"
@@ -52,59 +51,27 @@ func (c Config) Encode(t TensorSpec, typ quant.Type) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// encodeTo writes the tensor's data encoded as typ to w. Rounds of row
-// chunks are generated and encoded in parallel and written in order, so
-// memory stays bounded whatever the tensor's size; ctx is checked before
-// each round.
+// encodeTo writes the tensor's data encoded as typ to w, a bounded number
+// of rows at a time (see weights.EncodeRows); ctx is checked between them.
 func (c Config) encodeTo(ctx context.Context, w io.Writer, t TensorSpec, typ quant.Type) error {
 	row := t.Shape[len(t.Shape)-1]
-	rowBytes, err := typ.RowBytes(row)
-	if err != nil {
-		return fmt.Errorf("tensor %s: %w", t.GGUFName, err)
-	}
 	if !quant.CanQuantize(typ) {
 		return fmt.Errorf("tensor %s: no encoder for %s", t.GGUFName, typ)
 	}
-	nrows := t.Elements() / row
-	chunk := max(1, min(nrows, (1<<18)/row))
-	workers := max(1, min(runtime.GOMAXPROCS(0), (nrows+chunk-1)/chunk))
-	out := make([]byte, workers*chunk*rowBytes)
-	bits := make([]uint16, workers*chunk*row)
-	f32 := make([]float32, workers*chunk*row)
-	errs := make([]error, workers)
-	for r0 := 0; r0 < nrows; r0 += workers * chunk {
-		if err := ctx.Err(); err != nil {
-			return err
+	bits := make([][]uint16, runtime.GOMAXPROCS(0))
+	err := weights.EncodeRows(ctx, w, typ, t.Elements()/row, row, func(worker, start int, dst []float32) error {
+		if len(bits[worker]) < len(dst) {
+			bits[worker] = make([]uint16, len(dst))
 		}
-		var wg sync.WaitGroup
-		for k := range workers {
-			r := r0 + k*chunk
-			if r >= nrows {
-				break
-			}
-			m := min(chunk, nrows-r)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				b := bits[k*chunk*row : (k*chunk+m)*row]
-				x := f32[k*chunk*row : (k*chunk+m)*row]
-				GenerateBF16(c.Seed, t, r*row, b)
-				for j, h := range b {
-					x[j] = math.Float32frombits(uint32(h) << 16)
-				}
-				if err := quant.Quantize(typ, x, out[k*chunk*rowBytes:(k*chunk+m)*rowBytes]); err != nil {
-					errs[k] = fmt.Errorf("tensor %s: %w", t.GGUFName, err)
-				}
-			}()
+		b := bits[worker][:len(dst)]
+		GenerateBF16(c.Seed, t, start*row, b)
+		for j, h := range b {
+			dst[j] = math.Float32frombits(uint32(h) << 16)
 		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		m := min(workers*chunk, nrows-r0)
-		if _, err := w.Write(out[:m*rowBytes]); err != nil {
-			return err
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tensor %s: %w", t.GGUFName, err)
 	}
 	return nil
 }

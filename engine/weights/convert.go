@@ -209,7 +209,7 @@ func recode(ctx context.Context, t *Tensor, to quant.Type, w io.Writer) error {
 	if len(t.Shape) == 1 {
 		row = t.Elements()
 	}
-	rows := 1
+	rows := 0
 	if row > 0 {
 		rows = t.Elements() / row
 	}
@@ -217,55 +217,58 @@ func recode(ctx context.Context, t *Tensor, to quant.Type, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return EncodeRows(ctx, w, to, rows, row, func(_, start int, dst []float32) error {
+		return quant.Dequantize(t.Type, t.Data[start*inRow:(start+len(dst)/row)*inRow], dst)
+	})
+}
+
+// EncodeRows writes rows rows of row elements each to w, encoded as type
+// to. fill produces the float32 values of the rows from start on (as many
+// rows as dst holds); it is called concurrently for different rows, with
+// worker numbering the calling goroutine (0 to GOMAXPROCS-1) for scratch
+// buffers of its own. Rounds of row chunks are filled and encoded in
+// parallel and written in order, so memory stays bounded (a few MB) for
+// any tensor size. ctx is checked before each round.
+func EncodeRows(ctx context.Context, w io.Writer, to quant.Type, rows, row int, fill func(worker, start int, dst []float32) error) error {
 	outRow, err := to.RowBytes(row)
 	if err != nil {
 		return err
 	}
-	// Rounds of up to `workers` chunks are converted in parallel and
-	// written in order.
-	workers := runtime.GOMAXPROCS(0)
-	chunk := max(1, (1<<18)/max(row, 1))
-	type buf struct {
-		f32 []float32
-		out []byte
-		n   int
-		err error
+	if rows <= 0 || row <= 0 {
+		return nil
 	}
-	bufs := make([]buf, workers)
-	for k := range bufs {
-		bufs[k] = buf{f32: make([]float32, chunk*row), out: make([]byte, chunk*outRow)}
-	}
-	for r := 0; r < rows; r += chunk * workers {
+	chunk := max(1, min(rows, (1<<18)/row))
+	workers := max(1, min(runtime.GOMAXPROCS(0), (rows+chunk-1)/chunk))
+	f32 := make([]float32, workers*chunk*row)
+	out := make([]byte, workers*chunk*outRow)
+	errs := make([]error, workers)
+	for r0 := 0; r0 < rows; r0 += workers * chunk {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var wg sync.WaitGroup
-		for k := range bufs {
-			start := r + k*chunk
-			b := &bufs[k]
-			b.n, b.err = 0, nil
+		for k := range workers {
+			start := r0 + k*chunk
 			if start >= rows {
-				continue
+				break
 			}
 			m := min(chunk, rows-start)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if b.err = quant.Dequantize(t.Type, t.Data[start*inRow:(start+m)*inRow], b.f32[:m*row]); b.err != nil {
-					return
+				x := f32[k*chunk*row : (k*chunk+m)*row]
+				if errs[k] = fill(k, start, x); errs[k] == nil {
+					errs[k] = quant.Quantize(to, x, out[k*chunk*outRow:(k*chunk+m)*outRow])
 				}
-				b.err = quant.Quantize(to, b.f32[:m*row], b.out[:m*outRow])
-				b.n = m * outRow
 			}()
 		}
 		wg.Wait()
-		for k := range bufs {
-			if bufs[k].err != nil {
-				return bufs[k].err
-			}
-			if _, err := w.Write(bufs[k].out[:bufs[k].n]); err != nil {
-				return err
-			}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		m := min(workers*chunk, rows-r0)
+		if _, err := w.Write(out[:m*outRow]); err != nil {
+			return err
 		}
 	}
 	return nil
