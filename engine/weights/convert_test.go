@@ -245,3 +245,36 @@ func TestConvertFileCancelled(t *testing.T) {
 		t.Fatalf("recode: err = %v, want context.Canceled", err)
 	}
 }
+
+// TestEncodeRows checks EncodeRows against quantizing everything at once,
+// for row counts around the chunk and worker boundaries, and that fill
+// errors and empty inputs are handled.
+func TestEncodeRows(t *testing.T) {
+	const row = 256
+	for _, rows := range []int{0, 1, 1023, 1024, 1025, 3*1024 + 7} {
+		src := make([]float32, rows*row)
+		for i := range src {
+			src[i] = float32(i%977) - 488
+		}
+		want := make([]byte, rows*row/32*34)
+		if err := quant.Quantize(quant.Q8_0, src, want); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		err := EncodeRows(context.Background(), &got, quant.Q8_0, rows, row, func(_, start int, dst []float32) error {
+			copy(dst, src[start*row:])
+			return nil
+		})
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("%d rows: err %v, output equal %v", rows, err, bytes.Equal(got.Bytes(), want))
+		}
+	}
+	boom := errors.New("boom")
+	err := EncodeRows(context.Background(), io.Discard, quant.Q8_0, 10, row, func(int, int, []float32) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("fill error: %v", err)
+	}
+	if err := EncodeRows(context.Background(), io.Discard, quant.Q8_0, 1, 33, nil); err == nil {
+		t.Error("row of 33 for Q8_0: no error")
+	}
+}
