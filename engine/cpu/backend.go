@@ -226,7 +226,12 @@ func (b *Backend) gemv(dst, x []float32, w *Weight) {
 	if dotq := w.f.dotq; dotq != nil && !b.exact {
 		quantizeQ8(x, &b.q8)
 		a := &b.q8
+		rows := w.f.dotqRows
 		b.pool.parallel(len(dst), b.pool.grainFor(len(dst), 16), func(_, lo, hi int) {
+			if rows != nil {
+				rows(w.data[lo*w.rowBytes:hi*w.rowBytes], a, dst[lo:hi])
+				return
+			}
 			for r := lo; r < hi; r++ {
 				dst[r] = dotq(w.row(r), a)
 			}

@@ -16,6 +16,9 @@ type format struct {
 	// dotq returns the dot product of a weight row with activations
 	// quantised to Q8 (nil for the float formats, which never use them).
 	dotq func(row []byte, a *q8Acts) float32
+	// dotqRows, when not nil, computes dst[r] = dotq of row r for
+	// len(dst) consecutive rows starting at w, in one call.
+	dotqRows func(w []byte, a *q8Acts, dst []float32)
 }
 
 // kernels is one complete set of kernels: the pure-Go set or a SIMD set.
@@ -63,14 +66,14 @@ func genericKernels() *kernels {
 		formats: map[quant.Type]format{
 			quant.F32: {func(w []byte, x []float32) float32 {
 				return dotF32Generic(bytesAsF32(w, len(x)), x)
-			}, dequantF32, nil},
-			quant.F16:  {dotF16Generic, dequantF16Generic, nil},
-			quant.BF16: {dotBF16Generic, dequantBF16, nil},
-			quant.Q8_0: {dotQ8_0Generic, dequantQ8_0, dotQ8_0Q8Generic},
-			quant.Q4_0: {dotQ4_0Generic, dequantQ4_0, dotQ4_0Q8Generic},
-			quant.Q5_0: {dotQ5_0Generic, dequantQ5_0, dotQ5_0Q8Generic},
-			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K, dotQ4_KQ8Generic},
-			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic},
+			}, dequantF32, nil, nil},
+			quant.F16:  {dotF16Generic, dequantF16Generic, nil, nil},
+			quant.BF16: {dotBF16Generic, dequantBF16, nil, nil},
+			quant.Q8_0: {dotQ8_0Generic, dequantQ8_0, dotQ8_0Q8Generic, nil},
+			quant.Q4_0: {dotQ4_0Generic, dequantQ4_0, dotQ4_0Q8Generic, nil},
+			quant.Q5_0: {dotQ5_0Generic, dequantQ5_0, dotQ5_0Q8Generic, nil},
+			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K, dotQ4_KQ8Generic, nil},
+			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic, nil},
 		},
 		dotF32:        dotF32Generic,
 		attnScoresF16: attnScoresF16Generic,

@@ -372,3 +372,37 @@ func TestAttentionKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestQ8Rows checks the many-rows kernels against the one-row ones.
+func TestQ8Rows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, k := range kernelSets() {
+		for typ, f := range k.formats {
+			if f.dotqRows == nil {
+				continue
+			}
+			for _, n := range sizesFor(typ) {
+				for _, rows := range []int{1, 2, 5} {
+					var w []byte
+					for r := 0; r < rows; r++ {
+						w = append(w, testRow(t, typ, n, rng)...)
+					}
+					x := make([]float32, n)
+					for i := range x {
+						x[i] = float32(rng.NormFloat64())
+					}
+					var a q8Acts
+					quantizeQ8(x, &a)
+					got := make([]float32, rows)
+					f.dotqRows(w, &a, got)
+					rb := len(w) / rows
+					for r := range got {
+						if want := f.dotq(w[r*rb:(r+1)*rb], &a); got[r] != want {
+							t.Errorf("%s/%s n=%d rows=%d: row %d = %g, one-row kernel %g", k.name, typ, n, rows, r, got[r], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -66,6 +66,9 @@ func dequantQ8_0AVX2(w *byte, dst *float32, nb int)
 //go:noescape
 func dequantQ4_0AVX2(w *byte, dst *float32, nb int)
 
+//go:noescape
+func dotQ4_0Q8RowsAVX2(w *byte, xq *int8, xd, xs *float32, nb, rows int, dst *float32)
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -165,8 +168,8 @@ func simdKernels(k *kernels) *kernels {
 	}
 	s.formats[quant.F32] = format{func(w []byte, x []float32) float32 {
 		return dotF32Fast(bytesAsF32(w, len(x)), x)
-	}, dequantF32, nil}
-	s.formats[quant.F16] = format{dotF16Fast, dequantF16Fast, nil}
+	}, dequantF32, nil, nil}
+	s.formats[quant.F16] = format{dotF16Fast, dequantF16Fast, nil, nil}
 	s.formats[quant.BF16] = format{func(w []byte, x []float32) float32 {
 		n := len(x) &^ 7
 		var sum float32
@@ -185,7 +188,7 @@ func simdKernels(k *kernels) *kernels {
 			bf16ToF32AVX2(&w[0], &dst[0], n)
 		}
 		dequantBF16(w[2*n:], dst[n:])
-	}, nil}
+	}, nil, nil}
 	q8q8 := func(w []byte, a *q8Acts) float32 {
 		nb := len(a.d)
 		if nb == 0 {
@@ -215,7 +218,7 @@ func simdKernels(k *kernels) *kernels {
 			_ = w[34*nb-1]
 			dequantQ8_0AVX2(&w[0], &dst[0], nb)
 		}
-	}, q8q8}
+	}, q8q8, nil}
 	s.formats[quant.Q4_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
 		if nb == 0 {
@@ -229,7 +232,18 @@ func simdKernels(k *kernels) *kernels {
 			_ = w[18*nb-1]
 			dequantQ4_0AVX2(&w[0], &dst[0], nb)
 		}
-	}, q4q8}
+	}, q4q8, nil}
+	q4 := s.formats[quant.Q4_0]
+	q4.dotqRows = func(w []byte, a *q8Acts, dst []float32) {
+		nb := len(a.d)
+		if nb == 0 || len(dst) == 0 {
+			clear(dst)
+			return
+		}
+		_ = w[18*nb*len(dst)-1]
+		dotQ4_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb, len(dst), &dst[0])
+	}
+	s.formats[quant.Q4_0] = q4
 	q4k := s.formats[quant.Q4_K]
 	q4k.dotq = func(w []byte, a *q8Acts) float32 {
 		nb := len(a.d) / 8
