@@ -69,6 +69,9 @@ func dequantQ4_0AVX2(w *byte, dst *float32, nb int)
 //go:noescape
 func dotQ4_0Q8RowsAVX2(w *byte, xq *int8, xd, xs *float32, nb, rows int, dst *float32)
 
+//go:noescape
+func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -233,6 +236,17 @@ func simdKernels(k *kernels) *kernels {
 			dequantQ4_0AVX2(&w[0], &dst[0], nb)
 		}
 	}, q4q8, nil}
+	q8 := s.formats[quant.Q8_0]
+	q8.dotqRows = func(w []byte, a *q8Acts, dst []float32) {
+		nb := len(a.d)
+		if nb == 0 || len(dst) == 0 {
+			clear(dst)
+			return
+		}
+		_ = w[34*nb*len(dst)-1]
+		dotQ8_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], nb, len(dst), &dst[0])
+	}
+	s.formats[quant.Q8_0] = q8
 	q4 := s.formats[quant.Q4_0]
 	q4.dotqRows = func(w []byte, a *q8Acts, dst []float32) {
 		nb := len(a.d)

@@ -370,6 +370,46 @@ q8q8done:
 	MOVSS X0, ret+32(FP)
 	RET
 
+// func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
+// dst[r] = the dotQ8_0Q8AVX2 product of row r (rows laid end to end).
+TEXT ·dotQ8_0Q8RowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ rows+32(FP), R11
+	MOVQ dst+40(FP), DI
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+rq8row:
+	CMPQ R11, $0
+	JE   rq8end
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+rq8q8loop:
+	CMPQ CX, $0
+	JE   rq8q8done
+	PREFETCHT0 1024(SI)
+	SCALEQ8(0)
+	VMOVDQU 2(SI), Y1
+	VMOVDQU (R8), Y2
+	I8DOT
+	VFMADD231PS Y9, Y5, Y0
+	ADDQ $34, SI
+	ADDQ $32, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  rq8q8loop
+rq8q8done:
+	HSUM
+	MOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R11
+	JMP  rq8row
+rq8end:
+	VZEROUPPER
+	RET
+
 // func dotQ4_0Q8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
 // The nibbles (0..15) multiply the activations as unsigned bytes; the
 // offset of 8 comes off at the end as 8·Σ_b d_w·(d_x·Σq_x), xs holding
