@@ -13,8 +13,6 @@ import (
 	"github.com/phi4mac/phi4mac/app/llm/local"
 	"github.com/phi4mac/phi4mac/app/models"
 	"github.com/phi4mac/phi4mac/engine"
-	"github.com/phi4mac/phi4mac/engine/cpu"
-	"github.com/phi4mac/phi4mac/engine/gpu/gpuopen"
 )
 
 // addSettingsFlags registers the settings flags shared by ask, chat and
@@ -29,6 +27,13 @@ func addSettingsFlags(cmd *cobra.Command) {
 	f.Int("ctx", 0, "context length in tokens (0: the model's own, at most 4096)")
 	f.Int("max-tokens", 0, "longest answer in tokens (0: up to the context)")
 	f.String("system", "", "system prompt")
+	f.String("backend", "auto", backendHelp)
+}
+
+// backendFlag returns cmd's --backend value.
+func backendFlag(cmd *cobra.Command) string {
+	kind, _ := cmd.Flags().GetString("backend")
+	return kind
 }
 
 // loadSettings reads the settings for cmd (file, PHI4MAC_* env, flags).
@@ -45,7 +50,9 @@ func loadSettings(cmd *cobra.Command) (config.Settings, error) {
 // newLoader resolves models through the local catalogue (phi4mac's store,
 // Ollama's, LM Studio's), with the embedded demo model as the last resort.
 // Models run on Metal when the Mac has a usable GPU, else on the CPU.
-func newLoader(s config.Settings, log *slog.Logger) *local.Loader {
+// backend names the compute backend as --backend does; one that cannot
+// be opened makes each load fail with the reason.
+func newLoader(s config.Settings, backend string, log *slog.Logger) *local.Loader {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -55,8 +62,8 @@ func newLoader(s config.Settings, log *slog.Logger) *local.Loader {
 		Options: local.Options{
 			ContextLength: s.ContextLength,
 			Logger:        log,
-			NewBackend: func() engine.Backend {
-				return gpuopen.Auto(context.Background(), func() engine.Backend { return cpu.New(cpu.Options{}) }, log)
+			NewBackend: func() (engine.Backend, error) {
+				return openBackend(context.Background(), backend, 0, log)
 			},
 		},
 		Demo: true,

@@ -46,7 +46,7 @@ stdin); 130 interrupted (Ctrl-C).`,
 			if strings.TrimSpace(question+input) == "" {
 				return exitError{code: chat.ExitUsage, err: errors.New("no question: pass it as arguments or on stdin")}
 			}
-			m, err := newLoader(s, nil).Load(cmd.Context(), s.Model)
+			m, err := newLoader(s, backendFlag(cmd), nil).Load(cmd.Context(), s.Model)
 			if err != nil {
 				return exitError{code: chat.ExitNoModel, err: err}
 			}

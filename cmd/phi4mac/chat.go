@@ -32,7 +32,7 @@ the small built-in demo model and says so.`,
 			if err != nil {
 				return err
 			}
-			loader := newLoader(s, nil)
+			loader := newLoader(s, backendFlag(cmd), nil)
 			m, err := loader.Load(cmd.Context(), s.Model)
 			if err != nil {
 				return exitError{code: chat.ExitNoModel, err: err}

@@ -54,7 +54,7 @@ type cliLinkHandler struct {
 
 // load opens the link's model, which must be one the catalogue lists.
 func (h *cliLinkHandler) load(ctx context.Context, name string) (llm.Model, error) {
-	loader := newLoader(h.s, nil)
+	loader := newLoader(h.s, "auto", nil)
 	if name != "" {
 		list, err := loader.List(ctx)
 		if err != nil {

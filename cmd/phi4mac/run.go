@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phi4mac/phi4mac/engine"
-	"github.com/phi4mac/phi4mac/engine/cpu"
 	"github.com/phi4mac/phi4mac/engine/demo"
 	"github.com/phi4mac/phi4mac/tokenizer"
 )
@@ -25,24 +24,20 @@ type modelFlags struct {
 
 func (f *modelFlags) register(cmd *cobra.Command, modelHelp string) {
 	cmd.Flags().StringVar(&f.model, "model", "", modelHelp)
-	cmd.Flags().StringVar(&f.backend, "backend", "auto", "compute backend: cpu or auto")
+	addBackendFlag(cmd, &f.backend)
 	cmd.Flags().IntVar(&f.threads, "threads", runtime.NumCPU(), "CPU threads")
 	cmd.Flags().BoolVar(&f.noMemoryCheck, "no-memory-check", false, "load even if the model seems not to fit in available memory")
 }
 
 // newBackend returns the backend named by --backend.
-func (f *modelFlags) newBackend() (engine.Backend, error) {
-	switch f.backend {
-	case "cpu", "auto", "":
-		return cpu.New(cpu.Options{Threads: f.threads}), nil
-	}
-	return nil, fmt.Errorf("unknown backend %q (want cpu or auto)", f.backend)
+func (f *modelFlags) newBackend(ctx context.Context) (engine.Backend, error) {
+	return openBackend(ctx, f.backend, f.threads, nil)
 }
 
 // open loads --model, or the embedded demo model when --model is empty and
 // allowDemo is set.
 func (f *modelFlags) open(ctx context.Context, allowDemo bool) (*engine.Model, error) {
-	b, err := f.newBackend()
+	b, err := f.newBackend(ctx)
 	if err != nil {
 		return nil, err
 	}

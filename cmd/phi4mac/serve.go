@@ -37,7 +37,7 @@ the API with --allow-origin.`,
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			srv, err := api.New(api.Options{
-				Loader:         newLoader(s, log),
+				Loader:         newLoader(s, backendFlag(cmd), log),
 				Defaults:       sampling(s),
 				SystemPrompt:   s.SystemPrompt,
 				IdleUnload:     s.IdleUnload,

@@ -31,7 +31,8 @@ type Options struct {
 	// each costs a full KV cache: 0.8 GB for phi-4 at 4096 tokens in F16).
 	Sessions int
 	// NewBackend makes the backend a model runs on; nil: the CPU backend.
-	NewBackend func() engine.Backend
+	// Its error (e.g. a GPU that was asked for but is missing) fails the load.
+	NewBackend func() (engine.Backend, error)
 	// Logger receives load notes; nil discards them.
 	Logger *slog.Logger
 	// SkipMemoryCheck loads even when the OS reports too little memory.
@@ -60,7 +61,11 @@ type slot struct {
 // Open loads the model at info.Path (a GGUF file or a Hugging Face folder).
 func Open(ctx context.Context, info llm.Info, opts Options) (*Model, error) {
 	opts = opts.withDefaults()
-	m, err := engine.Load(ctx, info.Path, opts.engineOptions())
+	eopts, err := opts.engineOptions()
+	if err != nil {
+		return nil, fmt.Errorf("open model %s: %w", info.Path, err)
+	}
+	m, err := engine.Load(ctx, info.Path, eopts)
 	if err != nil {
 		return nil, fmt.Errorf("open model %s: %w", info.Path, err)
 	}
@@ -75,7 +80,11 @@ const DemoName = "demo"
 // by continuing the last user message as a story.
 func OpenDemo(ctx context.Context, opts Options) (*Model, error) {
 	opts = opts.withDefaults()
-	m, err := demo.Load(ctx, opts.engineOptions())
+	eopts, err := opts.engineOptions()
+	if err != nil {
+		return nil, fmt.Errorf("open demo model: %w", err)
+	}
+	m, err := demo.Load(ctx, eopts)
 	if err != nil {
 		return nil, fmt.Errorf("open demo model: %w", err)
 	}
@@ -106,14 +115,18 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) engineOptions() engine.Options {
-	var backend engine.Backend
+func (o Options) engineOptions() (engine.Options, error) {
+	backend := engine.Backend(nil)
 	if o.NewBackend != nil {
-		backend = o.NewBackend()
+		b, err := o.NewBackend()
+		if err != nil {
+			return engine.Options{}, err
+		}
+		backend = b
 	} else {
 		backend = cpu.New(cpu.Options{})
 	}
-	return engine.Options{Backend: backend, Logger: o.Logger, SkipMemoryCheck: o.SkipMemoryCheck}
+	return engine.Options{Backend: backend, Logger: o.Logger, SkipMemoryCheck: o.SkipMemoryCheck}, nil
 }
 
 func wrap(m *engine.Model, info llm.Info, opts Options) (*Model, error) {
