@@ -124,7 +124,7 @@ func writeFile(path, data string) error {
 func TestWrongFactorSetFails(t *testing.T) {
 	refs := testrefs.Dir(t)
 	m := loadModel(t, filepath.Join(refs, "models/micromini/phi4mini-random-micromini-F32.gguf"), 2)
-	want := readF32(t, filepath.Join(refs, "logits/micromini/f32-kvf32-ctx4096/chat.last.f32"))
+	want := testrefs.ReadF32(t, filepath.Join(refs, "logits/micromini/f32-kvf32-ctx4096/chat.last.f32"))
 	for _, c := range []struct {
 		ctx   int
 		match bool
@@ -134,7 +134,7 @@ func TestWrongFactorSetFails(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ids []int
-		for _, p := range readRef(t, filepath.Join(refs, "logits/micromini/f32-kvf32-ctx4096")).Prompts {
+		for _, p := range testrefs.ReadResult(t, filepath.Join(refs, "logits/micromini/f32-kvf32-ctx4096")).Prompts {
 			if p.Name == "chat" {
 				ids = p.IDs
 			}

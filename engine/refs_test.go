@@ -1,12 +1,9 @@
 package engine_test
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"math"
 	"os"
@@ -20,63 +17,6 @@ import (
 	"github.com/phi4mac/phi4mac/engine/weights"
 	"github.com/phi4mac/phi4mac/internal/testrefs"
 )
-
-// refFile is a llama.cpp reference (logits/<model>/<config>/result.json.gz).
-type refFile struct {
-	NVocab  int         `json:"n_vocab"`
-	KVType  string      `json:"kv_type"`
-	Prompts []refPrompt `json:"prompts"`
-}
-
-type refPrompt struct {
-	Name        string    `json:"name"`
-	IDs         []int     `json:"ids"`
-	Positions   []refStep `json:"positions"`
-	GreedySteps []refStep `json:"greedy_steps"`
-	Greedy      []int     `json:"greedy"`
-}
-
-type refStep struct {
-	Token  int          `json:"token"`
-	Margin float64      `json:"margin"`
-	LSE    float64      `json:"lse"`
-	Top    [][2]float64 `json:"top"`
-}
-
-func readRef(t *testing.T, dir string) *refFile {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "result.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r refFile
-	if err := json.NewDecoder(zr).Decode(&r); err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
-	return &r
-}
-
-// readF32 reads a raw little-endian float32 file, or returns nil if absent.
-func readF32(t *testing.T, path string) []float32 {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(data)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-	}
-	return out
-}
 
 // refCase is one model file checked against one reference folder.
 type refCase struct {
@@ -108,7 +48,7 @@ func maxDiff(a, b []float32) float64 {
 
 // topDiff returns the largest |ours[id] - ref| over the reference's top
 // entries, and the difference in log-sum-exp.
-func topDiff(ours []float32, st refStep) (float64, float64) {
+func topDiff(ours []float32, st testrefs.Step) (float64, float64) {
 	var m float64
 	for _, e := range st.Top {
 		m = max(m, math.Abs(float64(ours[int(e[0])])-e[1]))
@@ -161,7 +101,7 @@ func loadModelWith(t *testing.T, path string, o cpu.Options) *engine.Model {
 func checkRef(t *testing.T, c refCase) {
 	refs := testrefs.Dir(t)
 	dir := filepath.Join(refs, "logits", c.ref)
-	ref := readRef(t, dir)
+	ref := testrefs.ReadResult(t, dir)
 	path := c.model
 	if c.file != "" {
 		path = c.file
@@ -184,7 +124,7 @@ func checkRef(t *testing.T, c refCase) {
 			t.Fatal(err)
 		}
 		n := len(p.IDs)
-		wantAll := readF32(t, filepath.Join(dir, p.Name+".all.f32"))
+		wantAll := testrefs.ReadF32(t, filepath.Join(dir, p.Name+".all.f32"))
 		var last []float32
 		// Prompt positions, in chunks so that large vocabularies stay small
 		// in memory.
@@ -210,7 +150,7 @@ func checkRef(t *testing.T, c refCase) {
 			}
 			last = all[(i1-1-i0)*V:]
 		}
-		if want := readF32(t, filepath.Join(dir, p.Name+".last.f32")); want != nil {
+		if want := testrefs.ReadF32(t, filepath.Join(dir, p.Name+".last.f32")); want != nil {
 			d := maxDiff(last, want)
 			worst = max(worst, d)
 			if d > c.tol {
@@ -247,7 +187,7 @@ func checkRef(t *testing.T, c refCase) {
 // checkGreedy generates freely with the engine's API and compares the
 // tokens with the reference up to the first step whose reference margin is
 // within the tolerance (a near-tie either side may legitimately take).
-func checkGreedy(t *testing.T, m *engine.Model, c refCase, p refPrompt) {
+func checkGreedy(t *testing.T, m *engine.Model, c refCase, p testrefs.Prompt) {
 	s, err := m.NewSession(engine.SessionOptions{Ctx: c.ctx, KV: c.kv})
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +281,7 @@ func TestHFMatchesGGUF(t *testing.T) {
 			t.Errorf("%s: config %q, GGUF %q", c.hf, hc.String(), gc.String())
 		}
 		var worst float64
-		for _, p := range readRef(t, filepath.Join(refs, "logits", c.prompts)).Prompts {
+		for _, p := range testrefs.ReadResult(t, filepath.Join(refs, "logits", c.prompts)).Prompts {
 			var got [2][]float32
 			for i, m := range []*engine.Model{hf, gg} {
 				s, err := m.NewSession(engine.SessionOptions{Ctx: 512, KV: engine.KVF32})

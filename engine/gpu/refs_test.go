@@ -3,10 +3,7 @@
 package gpu_test
 
 import (
-	"compress/gzip"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,59 +19,7 @@ import (
 // against llama.cpp's reference logits, with the CPU backend's tolerances
 // (engine/refs_test.go).
 
-type refFile struct {
-	NVocab  int `json:"n_vocab"`
-	Prompts []struct {
-		Name        string    `json:"name"`
-		IDs         []int     `json:"ids"`
-		Positions   []refStep `json:"positions"`
-		GreedySteps []refStep `json:"greedy_steps"`
-		Greedy      []int     `json:"greedy"`
-	} `json:"prompts"`
-}
-
-type refStep struct {
-	Token  int          `json:"token"`
-	Margin float64      `json:"margin"`
-	LSE    float64      `json:"lse"`
-	Top    [][2]float64 `json:"top"`
-}
-
-func readRef(t *testing.T, dir string) *refFile {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "result.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r refFile
-	if err := json.NewDecoder(zr).Decode(&r); err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
-	return &r
-}
-
-func readF32(t *testing.T, path string) []float32 {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(data)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-	}
-	return out
-}
-
-func topDiff(ours []float32, st refStep) (float64, float64) {
+func topDiff(ours []float32, st testrefs.Step) (float64, float64) {
 	var m float64
 	for _, e := range st.Top {
 		m = max(m, math.Abs(float64(ours[int(e[0])])-e[1]))
@@ -152,7 +97,7 @@ func TestReferenceLogitsEmulated(t *testing.T) {
 func checkRef(t *testing.T, c refCase) {
 	refs := testrefs.Dir(t)
 	dir := filepath.Join(refs, "logits", c.ref)
-	ref := readRef(t, dir)
+	ref := testrefs.ReadResult(t, dir)
 	b := gpu.New(device(t), gpu.Options{AttnSpan: 64})
 	m, err := engine.Load(context.Background(), filepath.Join(refs, "models", c.model), engine.Options{Backend: b, NoTokenizer: true})
 	if err != nil {
@@ -171,7 +116,7 @@ func checkRef(t *testing.T, c refCase) {
 			t.Fatal(err)
 		}
 		n := len(p.IDs)
-		wantAll := readF32(t, filepath.Join(dir, p.Name+".all.f32"))
+		wantAll := testrefs.ReadF32(t, filepath.Join(dir, p.Name+".all.f32"))
 		var last []float32
 		for i0 := 0; i0 < n; i0 += 64 {
 			i1 := min(i0+64, n)
@@ -194,7 +139,7 @@ func checkRef(t *testing.T, c refCase) {
 			}
 			last = all[(i1-1-i0)*V:]
 		}
-		if want := readF32(t, filepath.Join(dir, p.Name+".last.f32")); want != nil {
+		if want := testrefs.ReadF32(t, filepath.Join(dir, p.Name+".last.f32")); want != nil {
 			for j := range want {
 				worst = max(worst, math.Abs(float64(last[j])-float64(want[j])))
 			}

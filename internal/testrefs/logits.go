@@ -1,0 +1,81 @@
+package testrefs
+
+import (
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Result is one llama.cpp reference run: logits/<model>/<config>/result.json.gz
+// (format in the refs README §2.2).
+type Result struct {
+	NVocab  int      `json:"n_vocab"`
+	KVType  string   `json:"kv_type"`
+	Prompts []Prompt `json:"prompts"`
+}
+
+// Prompt is one prompt of a Result: its ids, the logits summary at every
+// prompt position, and the greedy continuation.
+type Prompt struct {
+	Name        string `json:"name"`
+	IDs         []int  `json:"ids"`
+	Positions   []Step `json:"positions"`
+	GreedySteps []Step `json:"greedy_steps"`
+	Greedy      []int  `json:"greedy"`
+}
+
+// Step summarises the logits of one position: the log-sum-exp over the
+// vocabulary, the 16 largest logits as [id, logit] pairs, and for greedy
+// steps the chosen token and its margin over the runner-up.
+type Step struct {
+	Token  int          `json:"token"`
+	Margin float64      `json:"margin"`
+	LSE    float64      `json:"lse"`
+	Top    [][2]float64 `json:"top"`
+}
+
+// ReadResult reads dir/result.json.gz, failing the test if it is missing
+// or malformed.
+func ReadResult(t testing.TB, dir string) *Result {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "result.json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	var r Result
+	if err := json.NewDecoder(zr).Decode(&r); err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return &r
+}
+
+// ReadF32 reads a raw little-endian float32 file (the references'
+// NAME.last.f32 and NAME.all.f32), or returns nil if it does not exist:
+// not every configuration has every file.
+func ReadF32(t testing.TB, path string) []float32 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data)%4 != 0 {
+		t.Fatalf("%s: %d bytes is not a whole number of float32 values", path, len(data))
+	}
+	out := make([]float32, len(data)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return out
+}
