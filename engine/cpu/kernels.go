@@ -36,6 +36,12 @@ type kernels struct {
 	// dot4x3F32 computes out[3i+j] = w[i]·x[j] (the prefill
 	// micro-kernel); all rows have len(x[0]) elements.
 	dot4x3F32 func(w [4][]float32, x [3][]float32, out *[12]float32)
+	// gemm16x6 is the prefill micro-kernel (see gemm16x6Generic): w
+	// holds at least 16·k values, each x[t] k values, each out[t] 16.
+	gemm16x6 func(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks][]float32, acc bool)
+	// transpose16 stores 16 rows of equal length k-major:
+	// dst[16i+r] = src[r][i].
+	transpose16 func(dst []float32, src *[gemmPanel][]float32)
 	// attnScoresF16 sets out[p] = scale·q·k[p] for len(out) consecutive
 	// half-float key rows of len(q) values.
 	attnScoresF16 func(q []float32, k []byte, scale float32, out []float32)
@@ -76,6 +82,8 @@ func genericKernels() *kernels {
 			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic, nil},
 		},
 		dotF32:        dotF32Generic,
+		gemm16x6:      gemm16x6Generic,
+		transpose16:   transpose16Generic,
 		attnScoresF16: attnScoresF16Generic,
 		attnValuesF16: attnValuesF16Generic,
 		axpyF32:       axpyF32Generic,

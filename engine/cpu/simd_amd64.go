@@ -72,6 +72,55 @@ func dotQ4_0Q8RowsAVX2(w *byte, xq *int8, xd, xs *float32, nb, rows int, dst *fl
 //go:noescape
 func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
 
+//go:noescape
+func gemm16x6F32AVX2(w *float32, x *[gemmToks]*float32, k int, out *[gemmToks]*float32, acc int)
+
+// gemm16x6Fast is the AVX2 form of gemm16x6Generic.
+func gemm16x6Fast(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks][]float32, acc bool) {
+	if k <= 0 {
+		gemm16x6Generic(w, x, 0, out, acc)
+		return
+	}
+	_ = w[gemmPanel*k-1]
+	var xp, op [gemmToks]*float32
+	for t := range xp {
+		_ = x[t][k-1]
+		_ = out[t][gemmPanel-1]
+		xp[t] = &x[t][0]
+		op[t] = &out[t][0]
+	}
+	a := 0
+	if acc {
+		a = 1
+	}
+	gemm16x6F32AVX2(&w[0], &xp, k, &op, a)
+}
+
+//go:noescape
+func transpose16AVX2(src *[gemmPanel]*float32, dst *float32, n int)
+
+// transpose16Fast is the AVX2 form of transpose16Generic.
+func transpose16Fast(dst []float32, src *[gemmPanel][]float32) {
+	n := len(src[0])
+	m := n &^ 7
+	if m > 0 {
+		_ = dst[gemmPanel*n-1]
+		var sp [gemmPanel]*float32
+		for r := range sp {
+			_ = src[r][n-1]
+			sp[r] = &src[r][0]
+		}
+		transpose16AVX2(&sp, &dst[0], m)
+	}
+	if m < n {
+		var tail [gemmPanel][]float32
+		for r := range tail {
+			tail[r] = src[r][m:n]
+		}
+		transpose16Generic(dst[gemmPanel*m:], &tail)
+	}
+}
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -86,6 +135,8 @@ func simdKernels(k *kernels) *kernels {
 	}
 	s := k.clone("avx2")
 	s.dotF32 = dotF32Fast
+	s.gemm16x6 = gemm16x6Fast
+	s.transpose16 = transpose16Fast
 	s.axpyF32 = func(a float32, x, y []float32) {
 		n := len(x) &^ 7
 		if n > 0 {

@@ -1,0 +1,86 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestGEMMMicroKernel checks the SIMD micro-kernel against the pure-Go one
+// on edge lengths, with and without accumulation, with repeated rows.
+func TestGEMMMicroKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	fast := simdKernels(genericKernels()).gemm16x6
+	for _, k := range []int{0, 1, 7, 8, 33, 512} {
+		for _, acc := range []bool{false, true} {
+			w := make([]float32, gemmPanel*k+5)
+			for i := range w {
+				w[i] = float32(rng.NormFloat64())
+			}
+			var x, got, want [gemmToks][]float32
+			for tk := range x {
+				x[tk] = make([]float32, k)
+				for i := range x[tk] {
+					x[tk][i] = float32(rng.NormFloat64())
+				}
+				got[tk] = make([]float32, gemmPanel)
+				want[tk] = make([]float32, gemmPanel)
+				for r := range got[tk] {
+					v := float32(rng.NormFloat64())
+					got[tk][r], want[tk][r] = v, v
+				}
+			}
+			x[5] = x[4] // the tail of a token block repeats its last token
+			fast(w, &x, k, &got, acc)
+			gemm16x6Generic(w, &x, k, &want, acc)
+			for tk := range got {
+				for r := range got[tk] {
+					g, e := got[tk][r], want[tk][r]
+					if math.Abs(float64(g-e)) > 1e-4*(1+math.Abs(float64(e))) {
+						t.Fatalf("k=%d acc=%v: out[%d][%d] = %g, want %g", k, acc, tk, r, g, e)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkGEMMMicroKernel measures the micro-kernel alone on data in L1.
+func BenchmarkGEMMMicroKernel(b *testing.B) {
+	const k = 256
+	kern := simdKernels(genericKernels()).gemm16x6
+	w := make([]float32, gemmPanel*k)
+	var x, out [gemmToks][]float32
+	for t := range x {
+		x[t] = make([]float32, k)
+		out[t] = make([]float32, gemmPanel)
+	}
+	for b.Loop() {
+		kern(w, &x, k, &out, false)
+	}
+	b.ReportMetric(2*gemmPanel*gemmToks*k*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// TestTranspose16 checks the SIMD panel transpose against the pure-Go one
+// on lengths with and without a tail.
+func TestTranspose16(t *testing.T) {
+	fast := simdKernels(genericKernels()).transpose16
+	for _, n := range []int{1, 7, 8, 9, 24, 37} {
+		var src [gemmPanel][]float32
+		for r := range src {
+			src[r] = make([]float32, n)
+			for i := range src[r] {
+				src[r][i] = float32(1000*r + i)
+			}
+		}
+		got := make([]float32, gemmPanel*n)
+		want := make([]float32, gemmPanel*n)
+		fast(got, &src)
+		transpose16Generic(want, &src)
+		for i := range want {
+			if got[i] != want[i] || want[i] != src[i%gemmPanel][i/gemmPanel] {
+				t.Fatalf("n=%d: dst[%d] = %g, want %g", n, i, got[i], want[i])
+			}
+		}
+	}
+}
