@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phi4mac/phi4mac/engine"
 	"github.com/phi4mac/phi4mac/internal/testrefs"
 )
 
@@ -58,6 +60,33 @@ func TestEval(t *testing.T) {
 		if math.Abs(float64(x-y)) > 1e-4 {
 			t.Fatalf("logit %d: %g, reference %g", i/4, x, y)
 		}
+	}
+}
+
+// TestRunFillsTheContext runs the demo model until its context is full: the
+// reply is printed, and the stop is reported on stderr rather than failing.
+func TestRunFillsTheContext(t *testing.T) {
+	root := newRunCmd()
+	var out, errOut strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"--temperature", "0", "-n", "0", "--ctx", "24", "Once upon a time"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("run until the context is full: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "Once upon a time, there was") {
+		t.Errorf("run printed %q", out.String())
+	}
+	if !strings.Contains(errOut.String(), "the 24-token context is full") {
+		t.Errorf("stderr %q does not report the full context", errOut.String())
+	}
+	// A prompt that cannot fit at all is still an error.
+	root = newRunCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"--ctx", "2", "Once upon a time"})
+	if err := root.ExecuteContext(context.Background()); !errors.Is(err, engine.ErrContextFull) {
+		t.Errorf("a prompt longer than the context: error %v, want ErrContextFull", err)
 	}
 }
 

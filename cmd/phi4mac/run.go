@@ -136,10 +136,15 @@ streams the reply to stdout. Without --model it uses the small built-in demo mod
 				return err
 			})
 			fmt.Fprintln(out)
-			if err != nil {
+			switch {
+			case errors.Is(err, engine.ErrContextFull) && len(res.Tokens) > 0:
+				// The reply filled the context: what was generated is the
+				// answer, cut at the context length, and the user is told.
+				fmt.Fprintf(cmd.ErrOrStderr(), "phi4mac: stopped after %d tokens: the %d-token context is full (raise it with --ctx)\n",
+					len(res.Tokens), len(s.Tokens()))
+			case err != nil:
 				return err
-			}
-			if res.Finish == engine.FinishLength {
+			case res.Finish == engine.FinishLength:
 				fmt.Fprintf(cmd.ErrOrStderr(), "phi4mac: stopped after --max-tokens %d tokens\n", maxTokens)
 			}
 			return nil
