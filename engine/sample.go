@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -34,6 +35,24 @@ type Sampling struct {
 	FrequencyPenalty float64
 	// Seed makes sampling reproducible; 0 picks a random seed.
 	Seed uint64
+}
+
+// check rejects parameters that are not finite numbers (a NaN temperature
+// would leave no candidate token).
+func (s *Sampling) check() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"temperature", s.Temperature}, {"top_p", s.TopP}, {"min_p", s.MinP},
+		{"repeat penalty", s.RepeatPenalty}, {"presence penalty", s.PresencePenalty},
+		{"frequency penalty", s.FrequencyPenalty},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("sampling: %s is %g, want a finite number", f.name, f.v)
+		}
+	}
+	return nil
 }
 
 // greedy reports whether sampling reduces to argmax of the raw logits.
@@ -103,7 +122,13 @@ func (s *sampler) sample(logits []float32) int {
 	// Candidates sorted by logit, descending (ties: lower id first).
 	// Tokens more than e^30 times less likely than the best one cannot be
 	// drawn in practice; dropping them first keeps the sort short.
-	mx := float64(logits[argmax(logits)])
+	best := argmax(logits)
+	mx := float64(logits[best])
+	if math.IsInf(mx, 0) || math.IsNaN(mx) {
+		// Infinite or no finite logits: softmax is undefined; take the
+		// (first) largest.
+		return best
+	}
 	floor := float32(mx - 30*s.cfg.Temperature)
 	s.idx = s.idx[:0]
 	for i, l := range logits {
@@ -164,13 +189,14 @@ func (s *sampler) sample(logits []float32) int {
 	return idx[len(idx)-1]
 }
 
-// argmax returns the index of the largest value (the first among ties).
+// argmax returns the index of the largest value (the first among ties),
+// ignoring NaNs; 0 if every value is NaN.
 func argmax(v []float32) int {
-	best := 0
+	best := -1
 	for i, x := range v {
-		if x > v[best] {
+		if x == x && (best < 0 || x > v[best]) {
 			best = i
 		}
 	}
-	return best
+	return max(best, 0)
 }

@@ -234,6 +234,9 @@ func (s *Session) Generate(ctx context.Context, req Request, fn func(Token) erro
 	if err := m.checkIDs(req.Prompt); err != nil {
 		return res, fmt.Errorf("generate: prompt %w", err)
 	}
+	if err := req.Sampling.check(); err != nil {
+		return res, fmt.Errorf("generate: %w", err)
+	}
 	if len(req.Prompt) > s.opts.Ctx {
 		return res, fmt.Errorf("generate: the prompt has %d tokens but the context holds %d; shorten the conversation or use a longer context: %w",
 			len(req.Prompt), s.opts.Ctx, ErrContextFull)
