@@ -75,6 +75,7 @@ type Session struct {
 	s      *scratch
 	tokens []int // tokens whose keys and values are in the cache, in order
 	logits []float32
+	closed bool // guarded by m.mu
 }
 
 // NewSession allocates a session's KV cache and buffers.
@@ -124,10 +125,32 @@ func (s *Session) Tokens() []int { return append([]int(nil), s.tokens...) }
 // Reset forgets the cached tokens.
 func (s *Session) Reset() { s.tokens = s.tokens[:0] }
 
-// Close releases the KV cache.
+// Close releases the KV cache. Closing twice is harmless; the session must
+// not be used afterwards (Generate and Forward return an error).
 func (s *Session) Close() error {
+	s.m.mu.Lock() // the backend is used by one goroutine at a time
+	defer s.m.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	s.tokens = nil
+	if s.m.closed {
+		return nil // the backend released everything
+	}
 	return s.cache.Close()
+}
+
+// usable reports why the session cannot run a forward pass, if it cannot.
+// The caller holds s.m.mu.
+func (s *Session) usable() error {
+	switch {
+	case s.closed:
+		return errors.New("session is closed")
+	case s.m.closed:
+		return errors.New("model is closed")
+	}
+	return nil
 }
 
 // Forward appends ids to the cached sequence and returns the logits of the
@@ -147,6 +170,9 @@ func (s *Session) Forward(ctx context.Context, ids []int, all bool) ([]float32, 
 	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
 	var out []float32
 	if all {
 		out = make([]float32, len(ids)*s.m.cfg.Vocab)
@@ -330,8 +356,8 @@ func (s *Session) step(ctx context.Context, ids []int, sp *Sampling, sam *sample
 	pos := len(s.tokens)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return 0, errors.New("generate: model is closed")
+	if err := s.usable(); err != nil {
+		return 0, fmt.Errorf("generate: %w", err)
 	}
 	buf, err := m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, false, nil)
 	if err != nil {

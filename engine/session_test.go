@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -349,5 +350,77 @@ func TestHugeContextRejected(t *testing.T) {
 	m := demoModel(t)
 	if _, err := m.NewSession(engine.SessionOptions{Ctx: 1 << 40}); err == nil {
 		t.Error("a 2^40-token context was accepted")
+	}
+}
+
+// TestClosed checks that closing twice is harmless and that a closed
+// session or model gives an error instead of a panic.
+func TestClosed(t *testing.T) {
+	m := demoModel(t)
+	ctx := context.Background()
+	s, err := m.NewSession(engine.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 2}, nil); err == nil {
+		t.Error("Generate on a closed session succeeded")
+	}
+	if _, err := s.Forward(ctx, once, false); err == nil {
+		t.Error("Forward on a closed session succeeded")
+	}
+	s2 := newSession(t, m, engine.SessionOptions{})
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Forward(ctx, once, false); err == nil {
+		t.Error("Forward after Model.Close succeeded")
+	}
+	if _, err := s2.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 2}, nil); err == nil {
+		t.Error("Generate after Model.Close succeeded")
+	}
+}
+
+// TestConcurrentSessions runs sessions of one model from several
+// goroutines: forward passes are serialised, so each produces what it
+// produces alone.
+func TestConcurrentSessions(t *testing.T) {
+	m := demoModel(t)
+	ctx := context.Background()
+	want, err := newSession(t, m, engine.SessionOptions{}).Generate(ctx, engine.Request{Prompt: once, MaxTokens: 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		s := newSession(t, m, engine.SessionOptions{Batch: 2})
+		go func() {
+			for range 3 {
+				r, err := s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 20}, nil)
+				if err == nil && !equalIDs(r.Tokens, want.Tokens) {
+					err = fmt.Errorf("concurrent session generated %v, alone %v", r.Tokens, want.Tokens)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				s.Reset()
+			}
+			errs <- s.Close()
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
