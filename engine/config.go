@@ -83,6 +83,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid config: rope theta %g", c.RopeTheta)
 	case c.MaxContext <= 0:
 		return fmt.Errorf("invalid config: context length %d", c.MaxContext)
+	case !(c.RMSEps > 0) || math.IsInf(c.RMSEps, 0):
+		return fmt.Errorf("invalid config: RMSNorm epsilon %g must be positive", c.RMSEps)
 	case c.Hidden > 1<<20 || c.Layers > 1<<12 || c.Heads > 1<<12 || c.HeadDim > 1<<16 || c.FFN > 1<<22 || c.Vocab > 1<<24 || c.MaxContext > 1<<26:
 		return fmt.Errorf("invalid config: implausibly large dimensions (hidden %d, layers %d, heads %d, head dim %d, ffn %d, vocab %d, context %d)",
 			c.Hidden, c.Layers, c.Heads, c.HeadDim, c.FFN, c.Vocab, c.MaxContext)
@@ -94,6 +96,14 @@ func (c *Config) Validate() error {
 		}
 		if c.OriginalContext <= 0 {
 			return errors.New("invalid config: LongRoPE without original_max_position_embeddings")
+		}
+		for i, f := range append(append([]float64(nil), c.RopeShort...), c.RopeLong...) {
+			if !(f > 0) || math.IsInf(f, 0) {
+				return fmt.Errorf("invalid config: LongRoPE factor %d is %g, want a positive number", i, f)
+			}
+		}
+		if !(c.RopeAttnFactor > 0) || math.IsInf(c.RopeAttnFactor, 0) {
+			return fmt.Errorf("invalid config: LongRoPE attention factor %g, want a positive number", c.RopeAttnFactor)
 		}
 	}
 	return nil
@@ -210,6 +220,9 @@ func parseHFConfig(data []byte) (*Config, error) {
 	}
 	c.HeadDim = h.HeadDim
 	if c.HeadDim == 0 && c.Heads > 0 {
+		if c.Hidden%c.Heads != 0 {
+			return nil, fmt.Errorf("invalid config: hidden size %d is not a multiple of %d heads and no head_dim is given", c.Hidden, c.Heads)
+		}
 		c.HeadDim = c.Hidden / c.Heads
 	}
 	c.FFN, c.Vocab = h.IntermediateSize, h.VocabSize
@@ -323,11 +336,13 @@ func configFromGGUF(g ggufMeta, embedRows int, factors func(name string) ([]floa
 	}
 	c.FFN = u("feed_forward_length")
 	c.MaxContext = u("context_length")
-	if c.Heads > 0 {
-		c.HeadDim = c.Hidden / c.Heads
-	}
 	if kl := u("attention.key_length"); kl > 0 {
 		c.HeadDim = kl
+	} else if c.Heads > 0 {
+		if c.Hidden%c.Heads != 0 {
+			return nil, fmt.Errorf("invalid config: embedding length %d is not a multiple of %d heads and no %s.attention.key_length is given", c.Hidden, c.Heads, arch)
+		}
+		c.HeadDim = c.Hidden / c.Heads
 	}
 	c.RotaryDim = u("rope.dimension_count")
 	if c.RotaryDim == 0 {

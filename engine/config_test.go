@@ -52,6 +52,11 @@ func TestHFConfigErrors(t *testing.T) {
 		{`{"architectures":["GPT2LMHeadModel"]}`, "GPT2LMHeadModel"},
 		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":3,"num_key_value_heads":2,"intermediate_size":8,"vocab_size":10,"max_position_embeddings":16}`, "not a multiple"},
 		{`{"architectures":["Phi3ForCausalLM"],"hidden_act":"gelu"}`, "gelu"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":100,"num_hidden_layers":2,"num_attention_heads":6,"intermediate_size":8,"vocab_size":10,"max_position_embeddings":16}`, "not a multiple of 6 heads"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":0,"num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":8,"vocab_size":10,"max_position_embeddings":16}`, "must all be positive"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":64,"num_hidden_layers":-2,"num_attention_heads":4,"intermediate_size":8,"vocab_size":10,"max_position_embeddings":16}`, "must all be positive"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":8,"vocab_size":1000000000,"max_position_embeddings":16}`, "implausibly large"},
+		{`{"architectures":["Phi3ForCausalLM"],"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":8,"vocab_size":10,"max_position_embeddings":16,"rms_norm_eps":-1}`, "epsilon"},
 		{`not json`, "parse config.json"},
 	} {
 		p := filepath.Join(dir, "config.json")
