@@ -424,3 +424,82 @@ func TestConcurrentSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixReuseMatchesFresh checks prompts that end inside the cached
+// sequence (a strict prefix: its last token is run again for logits) or
+// diverge inside it, and a prefill cancelled before it ran: each continues
+// exactly as a fresh session does.
+func TestPrefixReuseMatchesFresh(t *testing.T) {
+	m := demoModel(t)
+	ctx := context.Background()
+	s := newSession(t, m, engine.SessionOptions{Batch: 2})
+	fresh := func(p []int) []int {
+		r, err := newSession(t, m, engine.SessionOptions{}).Generate(ctx, engine.Request{Prompt: p, MaxTokens: 8}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Tokens
+	}
+	if _, err := s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 12}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, c := range []struct {
+		name   string
+		prompt []int
+		cached int
+		ctx    context.Context
+	}{
+		{"strict prefix", once[:3], 2, ctx},
+		{"one token", once[:1], 0, ctx},
+		{"diverges", []int{1, 403, 450, 261}, 2, ctx},
+		{"cancelled", append(append([]int(nil), once...), 300, 301, 302), 0, cancelled},
+		{"after cancel", append(append([]int(nil), once...), 300, 301, 302), -1, ctx},
+	} {
+		r, err := s.Generate(c.ctx, engine.Request{Prompt: c.prompt, MaxTokens: 8}, nil)
+		if c.ctx == cancelled {
+			if !errors.Is(err, context.Canceled) || len(r.Tokens) != 0 {
+				t.Errorf("%s: %v, %d tokens", c.name, err, len(r.Tokens))
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if c.cached >= 0 && r.CachedTokens != c.cached {
+			t.Errorf("%s: reused %d tokens, want %d", c.name, r.CachedTokens, c.cached)
+		}
+		if want := fresh(c.prompt); !equalIDs(r.Tokens, want) {
+			t.Errorf("%s: %v, fresh session %v", c.name, r.Tokens, want)
+		}
+	}
+}
+
+// TestContextBoundary checks prompts of exactly the context length and one
+// more.
+func TestContextBoundary(t *testing.T) {
+	m := demoModel(t)
+	ctx := context.Background()
+	s := newSession(t, m, engine.SessionOptions{Ctx: 8})
+	p := []int{1, 403, 407, 261, 378, 300, 301, 302}
+	if _, err := s.Generate(ctx, engine.Request{Prompt: append(p, 303)}, nil); !errors.Is(err, engine.ErrContextFull) {
+		t.Errorf("9 tokens in 8: %v, want ErrContextFull", err)
+	}
+	// A full context still yields the token its last position predicts.
+	r, err := s.Generate(ctx, engine.Request{Prompt: p, StopIDs: []int{}}, nil)
+	if !errors.Is(err, engine.ErrContextFull) || r.Finish != engine.FinishContext || len(r.Tokens) != 1 {
+		t.Errorf("8 tokens in 8: %v, finish %s, %d tokens; want ErrContextFull, context, 1", err, r.Finish, len(r.Tokens))
+	}
+	r, err = s.Generate(ctx, engine.Request{Prompt: p, MaxTokens: 1, StopIDs: []int{}}, nil)
+	if err != nil || r.Finish != engine.FinishLength || len(r.Tokens) != 1 {
+		t.Errorf("8 tokens in 8, max 1: %v, finish %s, %d tokens", err, r.Finish, len(r.Tokens))
+	}
+	s.Reset()
+	if _, err := s.Forward(ctx, p, false); err != nil {
+		t.Errorf("Forward of exactly the context: %v", err)
+	}
+	if _, err := s.Forward(ctx, p[:1], false); !errors.Is(err, engine.ErrContextFull) {
+		t.Errorf("Forward past a full context: %v", err)
+	}
+}
