@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -364,7 +365,7 @@ func checkShapes(cfg *Config, ts map[string]*weights.Tensor) error {
 			return fmt.Errorf("tensor %s missing: the file is not a complete %s model", n, cfg.Architecture)
 		}
 		w := want[n]
-		if !equalInts(t.Shape, w) {
+		if !slices.Equal(t.Shape, w) {
 			return fmt.Errorf("tensor %s has shape %v, but the model config (%s) needs %v: the weights do not belong to this config, or the file is corrupt; re-download or re-convert the model",
 				t.Name, t.Shape, cfg.String(), w)
 		}
@@ -378,18 +379,6 @@ func checkShapes(cfg *Config, ts map[string]*weights.Tensor) error {
 		}
 	}
 	return nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // vectorF64 returns the values of a small float tensor (F32, F16 or BF16).
@@ -411,32 +400,15 @@ func vectorF64(t *weights.Tensor) ([]float64, error) {
 		for i := range out {
 			h := binary.LittleEndian.Uint16(t.Data[2*i:])
 			if t.Type == quant.BF16 {
-				out[i] = float64(math.Float32frombits(uint32(h) << 16))
+				out[i] = float64(quant.BF16ToF32(h))
 			} else {
-				out[i] = float64(halfToFloat(h))
+				out[i] = float64(quant.F16ToF32(h))
 			}
 		}
 	default:
 		return nil, fmt.Errorf("tensor %s: %w: vector of type %s (want F32, F16 or BF16)", t.Name, ErrUnsupported, t.Type)
 	}
 	return out, nil
-}
-
-func halfToFloat(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := int(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		v := float32(mant) / (1 << 24)
-		if sign != 0 {
-			return -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | uint32(exp+112)<<23 | mant<<13)
 }
 
 func f32Tensor(name string, v []float64) *weights.Tensor {
