@@ -107,13 +107,7 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 			for _, v := range sc {
 				mx = max(mx, v)
 			}
-			var sum float64
-			for p, v := range sc {
-				e := float32(math.Exp(float64(v - mx)))
-				sc[p] = e
-				sum += float64(e)
-			}
-			inv := float32(1 / sum)
+			inv := 1 / b.k.expSubSum(sc, mx)
 			for p := range sc {
 				sc[p] *= inv
 			}

@@ -293,11 +293,7 @@ func (b *Backend) SiLUMul(dst, gateUp engine.Buffer) {
 	b.rowsParallel(d.rows, f, func(r int) {
 		g := s.data[r*2*f : r*2*f+f]
 		u := s.data[r*2*f+f : (r+1)*2*f]
-		o := d.data[r*f : (r+1)*f]
-		for i := range o {
-			x := g[i]
-			o[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
-		}
+		b.k.siluMul(g, u, d.data[r*f:(r+1)*f])
 	})
 }
 

@@ -84,3 +84,50 @@ func TestTranspose16(t *testing.T) {
 		}
 	}
 }
+
+// TestExpKernels checks the SIMD exp-based kernels (SiLU, softmax) against
+// float64 math on lengths with tails and on values up to the clamps.
+func TestExpKernels(t *testing.T) {
+	k := simdKernels(genericKernels())
+	rng := rand.New(rand.NewPCG(33, 34))
+	for _, n := range []int{1, 8, 13, 64, 1001} {
+		g := make([]float32, n)
+		u := make([]float32, n)
+		for i := range g {
+			g[i] = float32(rng.NormFloat64() * 20)
+			u[i] = float32(rng.NormFloat64())
+		}
+		g[0] = -100
+		if n > 1 {
+			g[1] = 100
+		}
+		o := make([]float32, n)
+		k.siluMul(g, u, o)
+		for i, x := range g {
+			want := float64(x) / (1 + math.Exp(-float64(x))) * float64(u[i])
+			if d := math.Abs(float64(o[i]) - want); d > 1e-6*math.Abs(want)+1e-30 {
+				t.Fatalf("n=%d: silu(%g)·%g = %g, want %g", n, x, u[i], o[i], want)
+			}
+		}
+		x := append([]float32(nil), g...)
+		m := g[0] // softmax subtracts the maximum: every x-m ≤ 0
+		for _, v := range g {
+			m = max(m, v)
+		}
+		sum := k.expSubSum(x, m)
+		var wantSum float64
+		for i, v := range g {
+			want := math.Exp(float64(v - m))
+			if want < 1e-37 {
+				want = 0 // below the kernel's clamp: a negligible softmax weight
+			}
+			wantSum += want
+			if d := math.Abs(float64(x[i]) - want); d > 1e-6*want+1e-37 {
+				t.Fatalf("n=%d: exp(%g-%g) = %g, want %g", n, v, m, x[i], want)
+			}
+		}
+		if d := math.Abs(float64(sum) - wantSum); d > 1e-6*wantSum+1e-37 {
+			t.Fatalf("n=%d: sum %g, want %g", n, sum, wantSum)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
 )
@@ -42,6 +43,11 @@ type kernels struct {
 	// transpose16 stores 16 rows of equal length k-major:
 	// dst[16i+r] = src[r][i].
 	transpose16 func(dst []float32, src *[gemmPanel][]float32)
+	// siluMul sets o[i] = silu(g[i])·u[i] (all three of equal length).
+	siluMul func(g, u, o []float32)
+	// expSubSum sets x[i] = exp(x[i]-m) and returns the sum of the new
+	// values (the softmax numerators and denominator).
+	expSubSum func(x []float32, m float32) float32
 	// attnScoresF16 sets out[p] = scale·q·k[p] for len(out) consecutive
 	// half-float key rows of len(q) values.
 	attnScoresF16 func(q []float32, k []byte, scale float32, out []float32)
@@ -83,6 +89,8 @@ func genericKernels() *kernels {
 		},
 		dotF32:        dotF32Generic,
 		gemm16x6:      gemm16x6Generic,
+		siluMul:       siluMulGeneric,
+		expSubSum:     expSubSumGeneric,
 		transpose16:   transpose16Generic,
 		attnScoresF16: attnScoresF16Generic,
 		attnValuesF16: attnValuesF16Generic,
@@ -122,4 +130,21 @@ func (k *kernels) format(t quant.Type) (format, error) {
 		return format{}, fmt.Errorf("cpu backend: no kernels for tensor type %s", t)
 	}
 	return f, nil
+}
+
+func siluMulGeneric(g, u, o []float32) {
+	u, o = u[:len(g)], o[:len(g)]
+	for i, x := range g {
+		o[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
+	}
+}
+
+func expSubSumGeneric(x []float32, m float32) float32 {
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		sum += float64(e)
+	}
+	return float32(sum)
 }

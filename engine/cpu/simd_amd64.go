@@ -121,6 +121,30 @@ func transpose16Fast(dst []float32, src *[gemmPanel][]float32) {
 	}
 }
 
+//go:noescape
+func expSubSumAVX2(x *float32, n int, m float32) float32
+
+//go:noescape
+func siluMulAVX2(gp, up, op *float32, n int)
+
+func siluMulFast(g, u, o []float32) {
+	n := len(g) &^ 7
+	if n > 0 {
+		_, _ = u[len(g)-1], o[len(g)-1]
+		siluMulAVX2(&g[0], &u[0], &o[0], n)
+	}
+	siluMulGeneric(g[n:], u[n:len(g)], o[n:len(g)])
+}
+
+func expSubSumFast(x []float32, m float32) float32 {
+	n := len(x) &^ 7
+	var sum float32
+	if n > 0 {
+		sum = expSubSumAVX2(&x[0], n, m)
+	}
+	return sum + expSubSumGeneric(x[n:], m)
+}
+
 // hasAVX2 reports whether the CPU has what the amd64 kernels use.
 func hasAVX2() bool {
 	return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX // F16C comes with these on every AVX2 CPU
@@ -136,6 +160,8 @@ func simdKernels(k *kernels) *kernels {
 	s := k.clone("avx2")
 	s.dotF32 = dotF32Fast
 	s.gemm16x6 = gemm16x6Fast
+	s.siluMul = siluMulFast
+	s.expSubSum = expSubSumFast
 	s.transpose16 = transpose16Fast
 	s.axpyF32 = func(a float32, x, y []float32) {
 		n := len(x) &^ 7
