@@ -154,3 +154,34 @@ func TestWrongFactorSetFails(t *testing.T) {
 		}
 	}
 }
+
+// TestHFMissingTensor hides one tensor of micro's Hugging Face folder (its
+// header entry renamed): the error names the tensor as the folder names it.
+func TestHFMissingTensor(t *testing.T) {
+	src := filepath.Join(testrefs.Dir(t), "models/micro/hf")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "model.safetensors" {
+			for _, c := range []struct{ old, new string }{
+				{"model.layers.1.input_layernorm.weight", "model.layers.1.input_layernorm.weigxx"},
+				{"model.layers.0.self_attn.qkv_proj.weight", "model.layers.0.self_attn.qkv_proj.weigxx"},
+			} {
+				if !bytes.Contains(data, []byte(c.old)) {
+					t.Fatalf("%s not in %s", c.old, f)
+				}
+				data = bytes.Replace(data, []byte(c.old), []byte(c.new), 1)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := engine.Load(context.Background(), dir, engine.Options{Backend: cpu.New(cpu.Options{Threads: 1}), NoTokenizer: true})
+	if err == nil || !strings.Contains(err.Error(), "model.layers.0.self_attn.qkv_proj.weight missing") {
+		t.Errorf("folder without layer 0's qkv_proj: %v", err)
+	}
+}

@@ -31,30 +31,67 @@ func hfToGGUF(name string) string {
 	if _, err := strconv.Atoi(num); err != nil {
 		return ""
 	}
-	m := map[string]string{
-		"input_layernorm.weight":          "attn_norm.weight",
-		"post_attention_layernorm.weight": "ffn_norm.weight",
-		"self_attn.qkv_proj.weight":       "attn_qkv.weight",
-		"self_attn.q_proj.weight":         "attn_q.weight",
-		"self_attn.k_proj.weight":         "attn_k.weight",
-		"self_attn.v_proj.weight":         "attn_v.weight",
-		"self_attn.o_proj.weight":         "attn_output.weight",
-		"mlp.gate_up_proj.weight":         "ffn_up.weight", // phi3: fused, gate first
-		"mlp.gate_proj.weight":            "ffn_gate.weight",
-		"mlp.up_proj.weight":              "ffn_up.weight",
-		"mlp.down_proj.weight":            "ffn_down.weight",
-	}
-	if g, ok := m[sub]; ok {
-		return "blk." + num + "." + g
+	for _, n := range hfLayerNames {
+		if n.hf == sub {
+			return "blk." + num + "." + n.gguf
+		}
 	}
 	return ""
+}
+
+// hfLayerNames pairs the Hugging Face and GGUF names of a layer's tensors.
+// Phi-3's fused gate_up_proj (gate first) takes the place of ffn_up.
+var hfLayerNames = [...]struct{ hf, gguf string }{
+	{"input_layernorm.weight", "attn_norm.weight"},
+	{"post_attention_layernorm.weight", "ffn_norm.weight"},
+	{"self_attn.qkv_proj.weight", "attn_qkv.weight"},
+	{"self_attn.q_proj.weight", "attn_q.weight"},
+	{"self_attn.k_proj.weight", "attn_k.weight"},
+	{"self_attn.v_proj.weight", "attn_v.weight"},
+	{"self_attn.o_proj.weight", "attn_output.weight"},
+	{"mlp.gate_up_proj.weight", "ffn_up.weight"},
+	{"mlp.gate_proj.weight", "ffn_gate.weight"},
+	{"mlp.up_proj.weight", "ffn_up.weight"},
+	{"mlp.down_proj.weight", "ffn_down.weight"},
+}
+
+// ggufToHF returns the Hugging Face name of a canonical tensor name, for
+// error messages about a folder (ffn_up is Phi-3's gate_up_proj, Llama's
+// up_proj), or name itself when it has none.
+func ggufToHF(name string, arch Architecture) string {
+	switch name {
+	case "token_embd.weight":
+		return "model.embed_tokens.weight"
+	case "output_norm.weight":
+		return "model.norm.weight"
+	case "output.weight":
+		return "lm_head.weight"
+	}
+	rest, ok := strings.CutPrefix(name, "blk.")
+	if !ok {
+		return name
+	}
+	num, sub, ok := strings.Cut(rest, ".")
+	if !ok {
+		return name
+	}
+	for _, n := range hfLayerNames {
+		if n.gguf == sub && (sub != "ffn_up.weight" || (n.hf == "mlp.gate_up_proj.weight") == (arch == ArchPhi3)) {
+			return "model.layers." + num + "." + n.hf
+		}
+	}
+	return name
 }
 
 // renamed presents a Source under canonical tensor names.
 type renamed struct {
 	weights.Source
 	byName map[string]*weights.Tensor
+	arch   Architecture
 }
+
+// sourceName returns the name a canonical tensor has in the folder.
+func (r *renamed) sourceName(name string) string { return ggufToHF(name, r.arch) }
 
 func (r *renamed) Tensor(name string) (*weights.Tensor, bool) {
 	t, ok := r.byName[name]
@@ -76,7 +113,7 @@ func loadHF(ctx context.Context, dir string, opts Options) (m *Model, err error)
 			st.Close()
 		}
 	}()
-	r := &renamed{Source: st, byName: make(map[string]*weights.Tensor)}
+	r := &renamed{Source: st, byName: make(map[string]*weights.Tensor), arch: cfg.Architecture}
 	for _, t := range st.Tensors() {
 		if g := hfToGGUF(t.Name); g != "" {
 			r.byName[g] = t

@@ -188,7 +188,7 @@ func ggufTensors(src weights.Source, cfg *Config) (map[string]*weights.Tensor, e
 	get := func(name string) (*weights.Tensor, error) {
 		t, ok := src.Tensor(name)
 		if !ok {
-			return nil, fmt.Errorf("tensor %s missing: the file is not a complete %s model", name, cfg.Architecture)
+			return nil, missingTensor(src, name, cfg)
 		}
 		return t, nil
 	}
@@ -215,6 +215,9 @@ func ggufTensors(src weights.Source, cfg *Config) (map[string]*weights.Tensor, e
 		if t, ok := src.Tensor(p + "attn_qkv.weight"); ok {
 			ts[p+"attn_qkv.weight"] = t
 		} else {
+			if _, ok := src.Tensor(p + "attn_q.weight"); !ok && cfg.Architecture == ArchPhi3 {
+				return nil, missingTensor(src, p+"attn_qkv.weight", cfg)
+			}
 			t, err := fuseRows(src, p+"attn_qkv.weight", p+"attn_q.weight", p+"attn_k.weight", p+"attn_v.weight")
 			if err != nil {
 				return nil, err
@@ -238,6 +241,21 @@ func ggufTensors(src weights.Source, cfg *Config) (map[string]*weights.Tensor, e
 	return ts, nil
 }
 
+// missingTensor reports a tensor the model needs but src lacks, under the
+// name it would have in src.
+func missingTensor(src weights.Source, name string, cfg *Config) error {
+	return fmt.Errorf("tensor %s missing: the file is not a complete %s model (%d layers); re-download or re-convert it", sourceName(src, name), cfg.Architecture, cfg.Layers)
+}
+
+// sourceName returns the name the canonical tensor name has in src (its
+// Hugging Face name in a folder).
+func sourceName(src weights.Source, name string) string {
+	if r, ok := src.(interface{ sourceName(string) string }); ok {
+		return r.sourceName(name)
+	}
+	return name
+}
+
 // fuseRows concatenates the rows of several [out_i, in] tensors of one type
 // into a new [Σout_i, in] tensor (a copy).
 func fuseRows(src weights.Source, name string, parts ...string) (*weights.Tensor, error) {
@@ -247,7 +265,7 @@ func fuseRows(src weights.Source, name string, parts ...string) (*weights.Tensor
 	for i, n := range parts {
 		t, ok := src.Tensor(n)
 		if !ok {
-			return nil, fmt.Errorf("tensor %s missing", n)
+			return nil, fmt.Errorf("tensor %s missing: the file is not a complete model; re-download or re-convert it", sourceName(src, n))
 		}
 		if len(t.Shape) != 2 {
 			return nil, fmt.Errorf("tensor %s: shape %v, want a matrix", n, t.Shape)
