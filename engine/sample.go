@@ -9,6 +9,13 @@ import (
 
 // Sampling selects how the next token is chosen from the logits. The zero
 // value is greedy decoding.
+//
+// The steps run in Hugging Face transformers' order: penalties on the raw
+// logits, then temperature, then top-k, top-p and min-p on the
+// temperature-scaled probabilities, then a draw. (llama.cpp's default
+// chain applies the temperature last, so its top-p and min-p see the
+// unscaled distribution; at temperature 1 the two agree.) NaN logits are
+// never drawn; infinite ones make the choice greedy.
 type Sampling struct {
 	// Temperature divides the logits before sampling; ≤ 0 means greedy
 	// (always the most likely token).
