@@ -135,9 +135,8 @@ func (s *Session) Close() error {
 	}
 	s.closed = true
 	s.tokens = nil
-	if s.m.closed {
-		return nil // the backend released everything
-	}
+	// Also after Model.Close: a backend may hold caches apart from what
+	// its Close releases (the GPU backend's KV buffers).
 	return s.cache.Close()
 }
 
