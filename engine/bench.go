@@ -73,6 +73,10 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 		}
 		// Argmax on the backend, as greedy generation does.
 		m.mu.Lock()
+		if err := s.usable(); err != nil {
+			m.mu.Unlock()
+			return r, fmt.Errorf("bench decode: %w", err)
+		}
 		buf := m.forward(s.s, s.cache, s.rope, []int{next}, len(s.tokens), false)
 		am, err := m.backend.Argmax(buf)
 		m.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phi4mac/phi4mac/engine"
 	"github.com/phi4mac/phi4mac/engine/cpu"
@@ -501,5 +502,28 @@ func TestContextBoundary(t *testing.T) {
 	}
 	if _, err := s.Forward(ctx, p[:1], false); !errors.Is(err, engine.ErrContextFull) {
 		t.Errorf("Forward past a full context: %v", err)
+	}
+}
+
+// TestBenchModelClosed closes the model while Bench decodes: Bench stops
+// with an error instead of running on a closed backend.
+func TestBenchModelClosed(t *testing.T) {
+	m := demoModel(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Bench(context.Background(), engine.BenchOptions{Prompt: 8, Gen: 1 << 16})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Bench on a closed model succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Bench kept running after Model.Close")
 	}
 }
