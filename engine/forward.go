@@ -13,6 +13,14 @@ type scratch struct {
 	allLogits                  Buffer // [batch, vocab], allocated on first use
 }
 
+// scratchBytes is the size of the buffers newScratch allocates (without
+// the all-positions logits, allocated on first use).
+func scratchBytes(c *Config, batch int) int64 {
+	qkv := int64(c.Heads+2*c.KVHeads) * int64(c.HeadDim)
+	row := 3*int64(c.Hidden) + qkv + int64(c.Heads)*int64(c.HeadDim) + 3*int64(c.FFN)
+	return 4 * (int64(batch)*row + int64(c.Vocab))
+}
+
 func newScratch(b Backend, c *Config, batch int) *scratch {
 	qkv := (c.Heads + 2*c.KVHeads) * c.HeadDim
 	return &scratch{
