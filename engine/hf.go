@@ -12,13 +12,10 @@ import (
 // hfToGGUF maps a Hugging Face tensor name to the engine's canonical name
 // (llama.cpp's GGUF name), or "" for tensors the engine does not use.
 func hfToGGUF(name string) string {
-	switch name {
-	case "model.embed_tokens.weight":
-		return "token_embd.weight"
-	case "model.norm.weight":
-		return "output_norm.weight"
-	case "lm_head.weight":
-		return "output.weight"
+	for _, n := range hfModelNames {
+		if n.hf == name {
+			return n.gguf
+		}
 	}
 	rest, ok := strings.CutPrefix(name, "model.layers.")
 	if !ok {
@@ -37,6 +34,14 @@ func hfToGGUF(name string) string {
 		}
 	}
 	return ""
+}
+
+// hfModelNames pairs the Hugging Face and GGUF names of the tensors outside
+// the layers.
+var hfModelNames = [...]struct{ hf, gguf string }{
+	{"model.embed_tokens.weight", "token_embd.weight"},
+	{"model.norm.weight", "output_norm.weight"},
+	{"lm_head.weight", "output.weight"},
 }
 
 // hfLayerNames pairs the Hugging Face and GGUF names of a layer's tensors.
@@ -59,13 +64,10 @@ var hfLayerNames = [...]struct{ hf, gguf string }{
 // error messages about a folder (ffn_up is Phi-3's gate_up_proj, Llama's
 // up_proj), or name itself when it has none.
 func ggufToHF(name string, arch Architecture) string {
-	switch name {
-	case "token_embd.weight":
-		return "model.embed_tokens.weight"
-	case "output_norm.weight":
-		return "model.norm.weight"
-	case "output.weight":
-		return "lm_head.weight"
+	for _, n := range hfModelNames {
+		if n.gguf == name {
+			return n.hf
+		}
 	}
 	rest, ok := strings.CutPrefix(name, "blk.")
 	if !ok {
