@@ -48,7 +48,12 @@ func (f *modelFlags) open(ctx context.Context, allowDemo bool) (*engine.Model, e
 			return nil, errors.New("--model is required (a GGUF file or a Hugging Face folder)")
 		}
 		fmt.Fprintf(os.Stderr, "phi4mac: no --model given; using the built-in demo model, %s, which only writes tiny children's stories\n", demo.Name)
-		return demo.Load(ctx, opts)
+		m, err := demo.Load(ctx, opts)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		return m, nil
 	}
 	m, err := engine.Load(ctx, f.model, opts)
 	if err != nil {
