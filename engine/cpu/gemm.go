@@ -46,7 +46,7 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 	out, in, n := w.rows(), w.rowLen, s.rows
 	kern := b.k.gemm16x6
 	groups := (out + gemmGroup - 1) / gemmGroup
-	b.pool.parallel(groups, b.pool.grainFor(groups, 1), func(worker, lo, hi int) {
+	b.pool.parallel(groups, 1, func(worker, lo, hi int) { // a group is milliseconds of work: hand them out one by one for balance
 		// Scratch: a panel of dequantised rows, the group's packed panels, and
 		// the group's outputs for all tokens.
 		sc := b.scratchFor(worker, gemmPanel*in+gemmGroup*in+n*gemmGroup)
