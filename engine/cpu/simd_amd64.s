@@ -660,6 +660,8 @@ TEXT ·dotQ4_KQ8AVX2(SB), NOSPLIT, $32-44
 	MOVQ nb+32(FP), CX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
 	MOVL $0x00010001, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
@@ -719,7 +721,7 @@ q4kloop:
 	VMULPS (R10), Y5, Y5
 	VFMADD231PS Y3, Y5, Y1
 
-#define Q4KPAIR(woff, xoff0, xoff1, soff0, soff1) \
+#define Q4KPAIR(woff, xoff0, xoff1, soff0, soff1, acc0, acc1) \
 	VMOVDQU woff(SI), Y6 \
 	VPSRLW $4, Y6, Y7 \
 	VPAND Y14, Y6, Y6 \
@@ -728,17 +730,19 @@ q4kloop:
 	VPMADDWD Y15, Y8, Y8 \
 	VCVTDQ2PS Y8, Y8 \
 	VBROADCASTSS soff0(SP), Y10 \
-	VFMADD231PS Y10, Y8, Y0 \
+	VFMADD231PS Y10, Y8, acc0 \
 	VPMADDUBSW xoff1(R8), Y7, Y9 \
 	VPMADDWD Y15, Y9, Y9 \
 	VCVTDQ2PS Y9, Y9 \
 	VBROADCASTSS soff1(SP), Y11 \
-	VFMADD231PS Y11, Y9, Y0
+	VFMADD231PS Y11, Y9, acc1
 
-	Q4KPAIR(16, 0, 32, sc-32, sc-28)
-	Q4KPAIR(48, 64, 96, sc-24, sc-20)
-	Q4KPAIR(80, 128, 160, sc-16, sc-12)
-	Q4KPAIR(112, 192, 224, sc-8, sc-4)
+	// Three accumulators (Y0, Y12, Y13) so that the FMAs do not wait
+	// on each other's latency.
+	Q4KPAIR(16, 0, 32, sc-32, sc-28, Y0, Y12)
+	Q4KPAIR(48, 64, 96, sc-24, sc-20, Y13, Y0)
+	Q4KPAIR(80, 128, 160, sc-16, sc-12, Y12, Y13)
+	Q4KPAIR(112, 192, 224, sc-8, sc-4, Y0, Y12)
 	ADDQ $144, SI
 	ADDQ $256, R8
 	ADDQ $32, R9
@@ -746,6 +750,8 @@ q4kloop:
 	DECQ CX
 	JMP  q4kloop
 q4kdone:
+	VADDPS Y12, Y0, Y0
+	VADDPS Y13, Y0, Y0
 	VSUBPS Y1, Y0, Y0
 	HSUM
 	VZEROUPPER
@@ -782,6 +788,8 @@ TEXT ·dotQ6_KQ8AVX2(SB), NOSPLIT, $0-36
 	MOVQ xd+16(FP), R9
 	MOVQ nb+24(FP), CX
 	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y15, Y15, Y15
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X14
 	VPBROADCASTD X14, Y14
@@ -809,7 +817,7 @@ q6kloop:
 // One 32-value group: Y6 holds the unsigned 6-bit values, xoff is the
 // activations' byte offset, doff the offset of their scale, k selects
 // scales 2k and 2k+1 of the register half in Y3.
-#define Q6KGROUP(xoff, doff, k) \
+#define Q6KGROUP(xoff, doff, k, acc) \
 	VPMADDUBSW xoff(R8), Y6, Y7 \
 	VPMADDUBSW xoff(R8), Y12, Y8 \
 	VPSUBW Y8, Y7, Y7 \
@@ -818,10 +826,10 @@ q6kloop:
 	VCVTDQ2PS Y7, Y7 \
 	VMULSS doff(R9), X2, X9 \
 	VBROADCASTSS X9, Y9 \
-	VFMADD231PS Y9, Y7, Y0
+	VFMADD231PS Y9, Y7, acc
 
 // Half n of a block: ql at qloff, qh at qhoff, activations from xoff.
-#define Q6KHALF(qloff, qloff2, qhoff, perm, x0, x1, x2, x3, d0, d1, d2, d3) \
+#define Q6KHALF(qloff, qloff2, qhoff, perm, x0, x1, x2, x3, d0, d1, d2, d3, a0, a1, a2, a3) \
 	VMOVDQU qloff(SI), Y4 \
 	VMOVDQU qloff2(SI), Y5 \
 	VMOVDQU qhoff(SI), Y10 \
@@ -830,38 +838,42 @@ q6kloop:
 	VPAND Y13, Y10, Y7 \
 	VPSLLW $4, Y7, Y7 \
 	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x0, d0, 0) \
+	Q6KGROUP(x0, d0, 0, a0) \
 	VPAND Y14, Y5, Y6 \
 	VPSRLW $2, Y10, Y7 \
 	VPAND Y13, Y7, Y7 \
 	VPSLLW $4, Y7, Y7 \
 	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x1, d1, 32) \
+	Q6KGROUP(x1, d1, 32, a1) \
 	VPSRLW $4, Y4, Y6 \
 	VPAND Y14, Y6, Y6 \
 	VPSRLW $4, Y10, Y7 \
 	VPAND Y13, Y7, Y7 \
 	VPSLLW $4, Y7, Y7 \
 	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x2, d2, 64) \
+	Q6KGROUP(x2, d2, 64, a2) \
 	VPSRLW $4, Y5, Y6 \
 	VPAND Y14, Y6, Y6 \
 	VPSRLW $6, Y10, Y7 \
 	VPAND Y13, Y7, Y7 \
 	VPSLLW $4, Y7, Y7 \
 	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x3, d3, 96)
+	Q6KGROUP(x3, d3, 96, a3)
 
 	// Groups of 32 values: ql low nibbles | qh bits 0-1, ql[32:] low |
 	// bits 2-3, ql high nibbles | bits 4-5, ql[32:] high | bits 6-7.
-	Q6KHALF(0, 32, 128, $0x00, 0, 32, 64, 96, 0, 4, 8, 12)
-	Q6KHALF(64, 96, 160, $0x11, 128, 160, 192, 224, 16, 20, 24, 28)
+	// Three accumulators (Y0, Y1, Y15) so that the FMAs do not wait on
+	// each other's latency.
+	Q6KHALF(0, 32, 128, $0x00, 0, 32, 64, 96, 0, 4, 8, 12, Y0, Y1, Y15, Y0)
+	Q6KHALF(64, 96, 160, $0x11, 128, 160, 192, 224, 16, 20, 24, 28, Y1, Y15, Y0, Y1)
 	ADDQ $210, SI
 	ADDQ $256, R8
 	ADDQ $32, R9
 	DECQ CX
 	JMP  q6kloop
 q6kdone:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y15, Y0, Y0
 	HSUM
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
