@@ -93,3 +93,22 @@ func BenchmarkGEMM(b *testing.B) {
 }
 
 var _ engine.Buffer = (*buffer)(nil)
+
+// BenchmarkDequant measures the row dequantisers the prefill path runs
+// once per weight row (a 5632-value row).
+func BenchmarkDequant(b *testing.B) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const in = 5632
+	k := simdKernels(genericKernels())
+	for _, typ := range []quant.Type{quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+		row := testRow(b, typ, in, rng)
+		dst := make([]float32, in)
+		f := k.formats[typ]
+		b.Run(fmt.Sprint(typ), func(b *testing.B) {
+			for b.Loop() {
+				f.dequant(row, dst)
+			}
+			b.SetBytes(4 * in)
+		})
+	}
+}

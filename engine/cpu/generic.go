@@ -255,9 +255,11 @@ func dequantQ4_K(w []byte, dst []float32) {
 			d1, mm1 := d*float32(sc1), dmin*float32(m1)
 			d2, mm2 := d*float32(sc2), dmin*float32(m2)
 			q := qs[32*j : 32*j+32]
-			for l := 0; l < 32; l++ {
-				y[64*j+l] = d1*float32(q[l]&0xf) - mm1
-				y[64*j+32+l] = d2*float32(q[l]>>4) - mm2
+			y1 := y[64*j : 64*j+32][:len(q)]
+			y2 := y[64*j+32 : 64*j+64][:len(q)]
+			for l, v := range q {
+				y1[l] = d1*float32(v&0xf) - mm1
+				y2[l] = d2*float32(v>>4) - mm2
 			}
 		}
 	}
@@ -274,16 +276,26 @@ func dequantQ6_K(w []byte, dst []float32) {
 			qh := blk[128+32*n : 128+32*n+32]
 			sc := blk[192+8*n : 192+8*n+8]
 			y := y0[128*n : 128*n+128]
-			for l := 0; l < 32; l++ {
-				is := l / 16
-				q1 := int(ql[l]&0xf|(qh[l]&3)<<4) - 32
-				q2 := int(ql[l+32]&0xf|((qh[l]>>2)&3)<<4) - 32
-				q3 := int(ql[l]>>4|((qh[l]>>4)&3)<<4) - 32
-				q4 := int(ql[l+32]>>4|((qh[l]>>6)&3)<<4) - 32
-				y[l] = d * float32(int8(sc[is])) * float32(q1)
-				y[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
-				y[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
-				y[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			for is := 0; is < 2; is++ {
+				// Values 16is..16is+15 of each of the four 32-value groups.
+				s1 := d * float32(int8(sc[is]))
+				s2 := d * float32(int8(sc[is+2]))
+				s3 := d * float32(int8(sc[is+4]))
+				s4 := d * float32(int8(sc[is+6]))
+				lo, hi := ql[16*is:16*is+16], ql[32+16*is:32+16*is+16]
+				h := qh[16*is : 16*is+16][:len(lo)]
+				hi = hi[:len(lo)]
+				y1 := y[16*is : 16*is+16][:len(lo)]
+				y2 := y[32+16*is : 32+16*is+16][:len(lo)]
+				y3 := y[64+16*is : 64+16*is+16][:len(lo)]
+				y4 := y[96+16*is : 96+16*is+16][:len(lo)]
+				for l, a := range lo {
+					b, c := hi[l], h[l]
+					y1[l] = s1 * float32(int(a&0xf|(c&3)<<4)-32)
+					y2[l] = s2 * float32(int(b&0xf|((c>>2)&3)<<4)-32)
+					y3[l] = s3 * float32(int(a>>4|((c>>4)&3)<<4)-32)
+					y4[l] = s4 * float32(int(b>>4|((c>>6)&3)<<4)-32)
+				}
 			}
 		}
 	}
