@@ -31,12 +31,6 @@ type kernels struct {
 	axpyF16 func(a float32, x []byte, y []float32)
 	// f16Row converts float32 values to half floats (2 bytes each).
 	f16Row func(src []float32, dst []byte)
-	// dot4F32 computes the dot products of four rows with x, for the
-	// batched (prefill) path: out[r] = rows[r]·x.
-	dot4F32 func(r0, r1, r2, r3, x []float32, out *[4]float32)
-	// dot4x3F32 computes out[3i+j] = w[i]·x[j] (the prefill
-	// micro-kernel); all rows have len(x[0]) elements.
-	dot4x3F32 func(w [4][]float32, x [3][]float32, out *[12]float32)
 	// gemm16x6 is the prefill micro-kernel (see gemm16x6Generic): w
 	// holds at least 16·k values, each x[t] k values, each out[t] 16.
 	gemm16x6 func(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks][]float32, acc bool)
@@ -97,19 +91,6 @@ func genericKernels() *kernels {
 		axpyF32:       axpyF32Generic,
 		axpyF16:       axpyF16Generic,
 		f16Row:        f32ToF16RowGeneric,
-		dot4x3F32: func(w [4][]float32, x [3][]float32, out *[12]float32) {
-			for i := range w {
-				for j := range x {
-					out[3*i+j] = dotF32Generic(w[i], x[j])
-				}
-			}
-		},
-		dot4F32: func(r0, r1, r2, r3, x []float32, out *[4]float32) {
-			out[0] = dotF32Generic(r0, x)
-			out[1] = dotF32Generic(r1, x)
-			out[2] = dotF32Generic(r2, x)
-			out[3] = dotF32Generic(r3, x)
-		},
 	}
 }
 

@@ -163,21 +163,6 @@ func TestVectorKernels(t *testing.T) {
 					t.Fatalf("%s: axpyF16 n=%d [%d] off by %g", k.name, n, i, d)
 				}
 			}
-			rows := [4][]float32{}
-			for r := range rows {
-				rows[r] = make([]float32, n)
-				for i := range rows[r] {
-					rows[r][i] = float32(rng.NormFloat64())
-				}
-			}
-			var out [4]float32
-			k.dot4F32(rows[0], rows[1], rows[2], rows[3], x, &out)
-			for r := range rows {
-				want := dotF32Generic(rows[r], x)
-				if d := math.Abs(float64(out[r] - want)); d > 1e-4 {
-					t.Fatalf("%s: dot4 n=%d row %d: %g, want %g", k.name, n, r, out[r], want)
-				}
-			}
 		}
 	}
 }
@@ -297,38 +282,6 @@ func BenchmarkDotQ8(b *testing.B) {
 					}
 				}
 			})
-		}
-	}
-}
-
-func TestDot4x3(t *testing.T) {
-	rng := rand.New(rand.NewPCG(13, 14))
-	for _, k := range kernelSets() {
-		for _, n := range []int{1, 7, 8, 15, 64, 100, 2048} {
-			var w [4][]float32
-			var x [3][]float32
-			for i := range w {
-				w[i] = make([]float32, n)
-				for e := range w[i] {
-					w[i][e] = float32(rng.NormFloat64())
-				}
-			}
-			for j := range x {
-				x[j] = make([]float32, n)
-				for e := range x[j] {
-					x[j][e] = float32(rng.NormFloat64())
-				}
-			}
-			var out [12]float32
-			k.dot4x3F32(w, x, &out)
-			for i := range w {
-				for j := range x {
-					want := dotF32Generic(w[i], x[j])
-					if d := math.Abs(float64(out[3*i+j] - want)); d > 1e-4*math.Sqrt(float64(n)) {
-						t.Errorf("%s n=%d: out[%d][%d] = %g, want %g", k.name, n, i, j, out[3*i+j], want)
-					}
-				}
-			}
 		}
 	}
 }

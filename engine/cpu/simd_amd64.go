@@ -31,9 +31,6 @@ func f32ToF16AVX2(src *float32, dst *byte, n int)
 func f16ToF32AVX2(src *byte, dst *float32, n int)
 
 //go:noescape
-func dot4F32AVX2(r0, r1, r2, r3, x *float32, n int, out *[4]float32)
-
-//go:noescape
 func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 
 //go:noescape
@@ -44,9 +41,6 @@ func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
 
 //go:noescape
 func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
-
-//go:noescape
-func dot4x3F32AVX2(w *[4]*float32, x *[3]*float32, n int, out *[12]float32)
 
 //go:noescape
 func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
@@ -186,47 +180,6 @@ func simdKernels(k *kernels) *kernels {
 			f32ToF16AVX2(&src[0], &dst[0], n)
 		}
 		f32ToF16RowGeneric(src[n:], dst[2*n:])
-	}
-	s.dot4F32 = func(r0, r1, r2, r3, x []float32, out *[4]float32) {
-		n := len(x) &^ 7
-		if n > 0 {
-			_, _, _, _ = r0[len(x)-1], r1[len(x)-1], r2[len(x)-1], r3[len(x)-1]
-			dot4F32AVX2(&r0[0], &r1[0], &r2[0], &r3[0], &x[0], n, out)
-		} else {
-			*out = [4]float32{}
-		}
-		if n < len(x) {
-			out[0] += dotF32Generic(r0[n:len(x)], x[n:])
-			out[1] += dotF32Generic(r1[n:len(x)], x[n:])
-			out[2] += dotF32Generic(r2[n:len(x)], x[n:])
-			out[3] += dotF32Generic(r3[n:len(x)], x[n:])
-		}
-	}
-	s.dot4x3F32 = func(w [4][]float32, x [3][]float32, out *[12]float32) {
-		n := len(x[0])
-		m := n &^ 7
-		if m > 0 {
-			var wp [4]*float32
-			var xp [3]*float32
-			for i := range w {
-				_ = w[i][n-1]
-				wp[i] = &w[i][0]
-			}
-			for j := range x {
-				_ = x[j][n-1]
-				xp[j] = &x[j][0]
-			}
-			dot4x3F32AVX2(&wp, &xp, m, out)
-		} else {
-			*out = [12]float32{}
-		}
-		if m < n {
-			for i := range w {
-				for j := range x {
-					out[3*i+j] += dotF32Generic(w[i][m:n], x[j][m:n])
-				}
-			}
-		}
 	}
 	s.attnScoresF16 = func(q []float32, k []byte, scale float32, out []float32) {
 		hd, np := len(q), len(out)
