@@ -12,10 +12,10 @@ import (
 // ErrNoMemory reports a model that does not fit in the available memory.
 var ErrNoMemory = errors.New("model does not fit in memory")
 
-// availableMemory returns the bytes of memory the OS reports as available
+// AvailableMemory returns the bytes of memory the OS reports as available
 // (MemAvailable on Linux; physical memory on macOS), or false where that is
-// unknown.
-func availableMemory() (int64, bool) {
+// unknown. Load and NewSession check models and caches against it.
+func AvailableMemory() (int64, bool) {
 	if n, ok := physicalMemory(); ok {
 		return n, true
 	}
@@ -45,7 +45,7 @@ func memAvailableLinux() (int64, bool) {
 // the model file already in the page cache count as available, so a model
 // that was just used passes.
 func checkMemory(need int64, path string) error {
-	avail, ok := availableMemory()
+	avail, ok := AvailableMemory()
 	if !ok || need <= avail {
 		return nil
 	}

@@ -98,12 +98,12 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 		elem = 4
 	}
 	kvBytes := 2 * int64(m.cfg.Layers) * int64(opts.Ctx) * int64(m.cfg.KVHeads) * int64(m.cfg.HeadDim) * elem
-	if avail, ok := availableMemory(); ok && kvBytes > avail {
+	if avail, ok := AvailableMemory(); ok && kvBytes > avail {
 		return nil, fmt.Errorf("new session: %w: a %d-token %s KV cache needs %.1f GiB but %.1f GiB is available; use a shorter context",
 			ErrNoMemory, opts.Ctx, opts.KV, float64(kvBytes)/(1<<30), float64(avail)/(1<<30))
 	}
 	if sb := scratchBytes(&m.cfg, opts.Batch); sb > 0 {
-		if avail, ok := availableMemory(); ok && kvBytes+sb > avail {
+		if avail, ok := AvailableMemory(); ok && kvBytes+sb > avail {
 			return nil, fmt.Errorf("new session: %w: %d-token batches need %.1f GiB of activations besides the %.1f GiB KV cache, but %.1f GiB is available; use a smaller batch or context",
 				ErrNoMemory, opts.Batch, float64(sb)/(1<<30), float64(kvBytes)/(1<<30), float64(avail)/(1<<30))
 		}

@@ -15,9 +15,25 @@ import (
 // TestInfo checks that info describes the demo model's shape and sizes.
 func TestInfo(t *testing.T) {
 	got := runCmd(t, newInfoCmd, "--ctx", "256")
-	for _, want := range []string{"llama: hidden 64, 5 layers", "KV cache ", "at 256 tokens (f16)", "tokenizer    512 tokens"} {
+	for _, want := range []string{"llama: hidden 64, 5 layers", "KV cache ", "at 256 tokens (f16)", "tokenizer    512 tokens", "MiB available: fits"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("info output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestFitVerdict(t *testing.T) {
+	tests := []struct {
+		need, avail int64
+		want        string
+	}{
+		{1 << 30, 2 << 30, "fits"},
+		{2 << 30, 2 << 30, "fits"},
+		{3 << 30, 2 << 30, "does NOT fit"},
+	}
+	for _, tt := range tests {
+		if got := fitVerdict(tt.need, tt.avail); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("fitVerdict(%d, %d) = %q, want %q…", tt.need, tt.avail, got, tt.want)
 		}
 	}
 }
