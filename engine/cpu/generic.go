@@ -3,6 +3,8 @@ package cpu
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
 )
 
 // The pure-Go kernels. Every SIMD kernel has a counterpart here and is tested
@@ -44,11 +46,11 @@ func dotBF16Generic(w []byte, x []float32) float32 {
 	var s0, s1 float32
 	i := 0
 	for ; i+2 <= len(x); i += 2 {
-		s0 += bf16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
-		s1 += bf16ToF32(binary.LittleEndian.Uint16(w[2*i+2:])) * x[i+1]
+		s0 += quant.BF16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
+		s1 += quant.BF16ToF32(binary.LittleEndian.Uint16(w[2*i+2:])) * x[i+1]
 	}
 	for ; i < len(x); i++ {
-		s0 += bf16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
+		s0 += quant.BF16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
 	}
 	return s0 + s1
 }
@@ -194,7 +196,7 @@ func dequantF16Generic(w []byte, dst []float32) {
 
 func dequantBF16(w []byte, dst []float32) {
 	for i := range dst {
-		dst[i] = bf16ToF32(binary.LittleEndian.Uint16(w[2*i:]))
+		dst[i] = quant.BF16ToF32(binary.LittleEndian.Uint16(w[2*i:]))
 	}
 }
 
@@ -322,6 +324,6 @@ func axpyF16Generic(a float32, x []byte, y []float32) {
 func f32ToF16RowGeneric(src []float32, dst []byte) {
 	dst = dst[:2*len(src)]
 	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], f32ToF16(v))
+		binary.LittleEndian.PutUint16(dst[2*i:], quant.F32ToF16(v))
 	}
 }

@@ -167,29 +167,6 @@ func TestVectorKernels(t *testing.T) {
 	}
 }
 
-func TestF16Conversion(t *testing.T) {
-	for i := 0; i < 1<<16; i++ {
-		h := uint16(i)
-		f := f16ToF32(h)
-		if q := quant.F16ToF32(h); math.Float32bits(q) != math.Float32bits(f) && !(math.IsNaN(float64(q)) && math.IsNaN(float64(f))) {
-			t.Fatalf("f16ToF32(%#04x) = %g, engine/quant says %g", h, f, q)
-		}
-		if !math.IsNaN(float64(f)) && f32ToF16(f) != h {
-			t.Fatalf("f32ToF16(%g) = %#04x, want %#04x", f, f32ToF16(f), h)
-		}
-	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	for i := 0; i < 100000; i++ {
-		f := math.Float32frombits(rng.Uint32())
-		if math.IsNaN(float64(f)) {
-			continue
-		}
-		if got, want := f32ToF16(f), quant.F32ToF16(f); got != want {
-			t.Fatalf("f32ToF16(%g) = %#04x, engine/quant says %#04x", f, got, want)
-		}
-	}
-}
-
 func BenchmarkDot(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	const rows, n = 256, 4096 // 4096×256 matrix: larger than L2, like a real layer slice

@@ -3,6 +3,8 @@ package cpu
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
 )
 
 // Activations quantised to 8 bits, as llama.cpp does for its quantized dot
@@ -43,7 +45,7 @@ func quantizeQ8(x []float32, a *q8Acts) {
 			q[j] = int8(math.RoundToEven(float64(v * id))) // _MM_ROUND_NEAREST
 			sum += int(q[j])
 		}
-		dh := f16ToF32(f32ToF16(d))
+		dh := quant.F16ToF32(quant.F32ToF16(d))
 		a.d[b] = dh
 		a.s[b] = dh * float32(sum)
 	}
