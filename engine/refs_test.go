@@ -46,28 +46,6 @@ func maxDiff(a, b []float32) float64 {
 	return m
 }
 
-// topDiff returns the largest |ours[id] - ref| over the reference's top
-// entries, and the difference in log-sum-exp.
-func topDiff(ours []float32, st testrefs.Step) (float64, float64) {
-	var m float64
-	for _, e := range st.Top {
-		m = max(m, math.Abs(float64(ours[int(e[0])])-e[1]))
-	}
-	return m, math.Abs(lse(ours) - st.LSE)
-}
-
-func lse(v []float32) float64 {
-	mx := math.Inf(-1)
-	for _, x := range v {
-		mx = max(mx, float64(x))
-	}
-	var s float64
-	for _, x := range v {
-		s += math.Exp(float64(x) - mx)
-	}
-	return mx + math.Log(s)
-}
-
 func argmax(v []float32) int {
 	b := 0
 	for i, x := range v {
@@ -142,7 +120,7 @@ func checkRef(t *testing.T, c refCase) {
 				}
 			}
 			for i := i0; i < i1; i++ {
-				d, dl := topDiff(all[(i-i0)*V:(i-i0+1)*V], p.Positions[i])
+				d, dl := p.Positions[i].Diff(all[(i-i0)*V : (i-i0+1)*V])
 				worst = max(worst, d)
 				if d > c.tol || dl > c.tol {
 					t.Errorf("%s: position %d: top-16 max |Δ| %.3g, lse |Δ| %.3g > %.3g", p.Name, i, d, dl, c.tol)
@@ -167,7 +145,7 @@ func checkRef(t *testing.T, c refCase) {
 					t.Fatal(err)
 				}
 			}
-			d, dl := topDiff(logits, st)
+			d, dl := st.Diff(logits)
 			worst = max(worst, d)
 			if d > c.tol || dl > c.tol {
 				t.Errorf("%s: greedy step %d: top-16 max |Δ| %.3g, lse |Δ| %.3g > %.3g", p.Name, k, d, dl, c.tol)

@@ -314,7 +314,7 @@ func TestPerplexity(t *testing.T) {
 	var nll float64
 	for i := 0; i+1 < len(story); i++ {
 		row := logits[i*V : (i+1)*V]
-		nll += lse(row) - float64(row[story[i+1]])
+		nll += testrefs.LogSumExp(row) - float64(row[story[i+1]])
 	}
 	nll /= float64(len(story) - 1)
 	if p.Tokens != len(story)-1 || math.Abs(p.NLL-nll) > 1e-5 {

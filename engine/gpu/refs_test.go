@@ -19,22 +19,6 @@ import (
 // against llama.cpp's reference logits, with the CPU backend's tolerances
 // (engine/refs_test.go).
 
-func topDiff(ours []float32, st testrefs.Step) (float64, float64) {
-	var m float64
-	for _, e := range st.Top {
-		m = max(m, math.Abs(float64(ours[int(e[0])])-e[1]))
-	}
-	mx := math.Inf(-1)
-	for _, x := range ours {
-		mx = max(mx, float64(x))
-	}
-	var s float64
-	for _, x := range ours {
-		s += math.Exp(float64(x) - mx)
-	}
-	return m, math.Abs(mx + math.Log(s) - st.LSE)
-}
-
 // Which cases and prompts run: -short runs the "short" level, a plain
 // `go test` adds "default" (every weight format, both LongRoPE factor
 // sets, KV F16 and F32: about a minute), and PHI4MAC_EMU_FULL=1 runs
@@ -131,7 +115,7 @@ func checkRef(t *testing.T, c refCase) {
 						worst = max(worst, math.Abs(float64(row[j])-float64(w)))
 					}
 				}
-				d, dl := topDiff(row, p.Positions[i])
+				d, dl := p.Positions[i].Diff(row)
 				worst = max(worst, d)
 				if d > c.tol || dl > c.tol {
 					t.Errorf("%s: position %d: top-16 max |Δ| %.3g, lse |Δ| %.3g > %.3g", p.Name, i, d, dl, c.tol)
@@ -158,7 +142,7 @@ func checkRef(t *testing.T, c refCase) {
 					t.Fatal(err)
 				}
 			}
-			d, dl := topDiff(logits, st)
+			d, dl := st.Diff(logits)
 			worst = max(worst, d)
 			if d > c.tol || dl > c.tol {
 				t.Errorf("%s: greedy step %d: top-16 max |Δ| %.3g, lse |Δ| %.3g > %.3g", p.Name, k, d, dl, c.tol)

@@ -79,3 +79,26 @@ func ReadF32(t testing.TB, path string) []float32 {
 	}
 	return out
 }
+
+// Diff compares logits (one position, the whole vocabulary) with the
+// reference step: it returns the largest |logits[id] − ref| over the
+// step's top entries and |lse(logits) − step.LSE|.
+func (st Step) Diff(logits []float32) (top, lse float64) {
+	for _, e := range st.Top {
+		top = max(top, math.Abs(float64(logits[int(e[0])])-e[1]))
+	}
+	return top, math.Abs(LogSumExp(logits) - st.LSE)
+}
+
+// LogSumExp returns log Σ exp(v[i]), computed stably in float64.
+func LogSumExp(v []float32) float64 {
+	mx := math.Inf(-1)
+	for _, x := range v {
+		mx = max(mx, float64(x))
+	}
+	var s float64
+	for _, x := range v {
+		s += math.Exp(float64(x) - mx)
+	}
+	return mx + math.Log(s)
+}
