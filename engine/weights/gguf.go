@@ -404,6 +404,16 @@ func (d *decoder) array(depth int) (Value, error) {
 	return v, nil
 }
 
+// decodeLE decodes n little-endian elements of size bytes each from raw
+// (which holds at least n·size bytes) with conv.
+func decodeLE[T any](raw []byte, n, size int, conv func([]byte) T) []T {
+	a := make([]T, n)
+	for i := range a {
+		a[i] = conv(raw[size*i:])
+	}
+	return a
+}
+
 func decodeFixedArray(elem ValueType, raw []byte, n int) (any, error) {
 	le := binary.LittleEndian
 	switch elem {
@@ -425,53 +435,21 @@ func decodeFixedArray(elem ValueType, raw []byte, n int) (any, error) {
 		}
 		return a, nil
 	case TypeUint16:
-		a := make([]uint16, n)
-		for i := range a {
-			a[i] = le.Uint16(raw[2*i:])
-		}
-		return a, nil
+		return decodeLE(raw, n, 2, le.Uint16), nil
 	case TypeInt16:
-		a := make([]int16, n)
-		for i := range a {
-			a[i] = int16(le.Uint16(raw[2*i:]))
-		}
-		return a, nil
+		return decodeLE(raw, n, 2, func(b []byte) int16 { return int16(le.Uint16(b)) }), nil
 	case TypeUint32:
-		a := make([]uint32, n)
-		for i := range a {
-			a[i] = le.Uint32(raw[4*i:])
-		}
-		return a, nil
+		return decodeLE(raw, n, 4, le.Uint32), nil
 	case TypeInt32:
-		a := make([]int32, n)
-		for i := range a {
-			a[i] = int32(le.Uint32(raw[4*i:]))
-		}
-		return a, nil
+		return decodeLE(raw, n, 4, func(b []byte) int32 { return int32(le.Uint32(b)) }), nil
 	case TypeFloat32:
-		a := make([]float32, n)
-		for i := range a {
-			a[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
-		}
-		return a, nil
+		return decodeLE(raw, n, 4, func(b []byte) float32 { return math.Float32frombits(le.Uint32(b)) }), nil
 	case TypeUint64:
-		a := make([]uint64, n)
-		for i := range a {
-			a[i] = le.Uint64(raw[8*i:])
-		}
-		return a, nil
+		return decodeLE(raw, n, 8, le.Uint64), nil
 	case TypeInt64:
-		a := make([]int64, n)
-		for i := range a {
-			a[i] = int64(le.Uint64(raw[8*i:]))
-		}
-		return a, nil
+		return decodeLE(raw, n, 8, func(b []byte) int64 { return int64(le.Uint64(b)) }), nil
 	case TypeFloat64:
-		a := make([]float64, n)
-		for i := range a {
-			a[i] = math.Float64frombits(le.Uint64(raw[8*i:]))
-		}
-		return a, nil
+		return decodeLE(raw, n, 8, func(b []byte) float64 { return math.Float64frombits(le.Uint64(b)) }), nil
 	}
 	return nil, fmt.Errorf("unknown array element type %d", uint32(elem))
 }
