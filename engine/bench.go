@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -92,62 +90,4 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 	r.DecodeTokS = float64(o.Gen) / r.DecodeSecs
 	r.DecodeGBs = float64(r.BytesPerToken) * r.DecodeTokS / 1e9
 	return r, nil
-}
-
-// PerplexityResult is what Model.Perplexity measured.
-type PerplexityResult struct {
-	Tokens     int     `json:"tokens"`     // tokens scored
-	NLL        float64 `json:"nll"`        // mean negative log-likelihood (nats)
-	Perplexity float64 `json:"perplexity"` // exp(NLL)
-	Chunks     int     `json:"chunks"`
-}
-
-// Perplexity scores ids in consecutive chunks of ctxLen tokens, each
-// evaluated from an empty cache: every token of a chunk but the first is
-// predicted from the tokens before it in the chunk.
-func (m *Model) Perplexity(ctx context.Context, ids []int, ctxLen int, kv KVType) (PerplexityResult, error) {
-	var r PerplexityResult
-	if ctxLen < 2 {
-		return r, errors.New("perplexity: context must be at least 2 tokens")
-	}
-	if len(ids) < 2 {
-		return r, errors.New("perplexity: need at least 2 tokens of text")
-	}
-	s, err := m.NewSession(SessionOptions{Ctx: ctxLen, KV: kv, Batch: min(ctxLen, 64)})
-	if err != nil {
-		return r, err
-	}
-	defer s.Close()
-	V := m.cfg.Vocab
-	var nll float64
-	for c0 := 0; c0+1 < len(ids); c0 += ctxLen {
-		chunk := ids[c0:min(c0+ctxLen, len(ids))]
-		s.Reset()
-		// Forward in pieces of 64 so the logits of a piece stay small.
-		for p0 := 0; p0 < len(chunk)-1; p0 += 64 {
-			p1 := min(p0+64, len(chunk)-1)
-			logits, err := s.Forward(ctx, chunk[p0:p1], true)
-			if err != nil {
-				return r, fmt.Errorf("perplexity: %w", err)
-			}
-			for i := p0; i < p1; i++ {
-				row := logits[(i-p0)*V : (i-p0+1)*V]
-				nll += logSumExp(row) - float64(row[chunk[i+1]])
-				r.Tokens++
-			}
-		}
-		r.Chunks++
-	}
-	r.NLL = nll / float64(r.Tokens)
-	r.Perplexity = math.Exp(r.NLL)
-	return r, nil
-}
-
-func logSumExp(v []float32) float64 {
-	mx := float64(v[argmax(v)])
-	var s float64
-	for _, x := range v {
-		s += math.Exp(float64(x) - mx)
-	}
-	return mx + math.Log(s)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -286,64 +285,6 @@ func TestBadInput(t *testing.T) {
 	tok := m.Tokenizer()
 	if got := tok.Decode(tok.Encode("Once upon a time", tokenizer.EncodeOptions{})); got != "Once upon a time" {
 		t.Errorf("demo tokenizer round trip: %q", got)
-	}
-}
-
-// TestPerplexity checks Model.Perplexity against the negative
-// log-likelihood computed by hand from Forward's logits, and that the demo
-// model finds its own greedy story far more likely than shuffled tokens.
-func TestPerplexity(t *testing.T) {
-	m := demoModel(t)
-	ctx := context.Background()
-	s := newSession(t, m, engine.SessionOptions{})
-	res, err := s.Generate(ctx, engine.Request{Prompt: once, MaxTokens: 60}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	story := append(append([]int(nil), once...), res.Tokens...)
-	p, err := m.Perplexity(ctx, story, 128, engine.KVF32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2 := newSession(t, m, engine.SessionOptions{KV: engine.KVF32})
-	logits, err := s2.Forward(ctx, story, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	V := m.Config().Vocab
-	var nll float64
-	for i := 0; i+1 < len(story); i++ {
-		row := logits[i*V : (i+1)*V]
-		nll += testrefs.LogSumExp(row) - float64(row[story[i+1]])
-	}
-	nll /= float64(len(story) - 1)
-	if p.Tokens != len(story)-1 || math.Abs(p.NLL-nll) > 1e-5 {
-		t.Errorf("perplexity: %d tokens, NLL %g; by hand %d, %g", p.Tokens, p.NLL, len(story)-1, nll)
-	}
-	shuffled := append([]int(nil), story...)
-	for i := 1; i < len(shuffled); i++ {
-		j := 1 + (i*7919)%(len(shuffled)-1)
-		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
-	}
-	q, err := m.Perplexity(ctx, shuffled, 128, engine.KVF32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !(p.Perplexity < 3 && q.Perplexity > 3*p.Perplexity) {
-		t.Errorf("perplexity of the greedy story %.3f, of shuffled tokens %.3f", p.Perplexity, q.Perplexity)
-	}
-	// Every chunk after the first loses the prediction of its first token.
-	c, err := m.Perplexity(ctx, story, 32, engine.KVF32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantChunks, wantTokens := 0, 0
-	for c0 := 0; c0+1 < len(story); c0 += 32 {
-		wantChunks++
-		wantTokens += min(32, len(story)-c0) - 1
-	}
-	if c.Chunks != wantChunks || c.Tokens != wantTokens {
-		t.Errorf("ctx 32: %d chunks, %d tokens scored for %d tokens", c.Chunks, c.Tokens, len(story))
 	}
 }
 

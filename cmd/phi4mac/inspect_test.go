@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,21 +60,65 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
-// TestPerplexityCmd scores a story with stories260K: text the model wrote
-// itself is far more likely than the uniform 512-way guess.
+// TestPerplexityCmd scores a story with stories260K by llama.cpp's method
+// (text, then --json) and by --score-all: text the model could have
+// written is far more likely than the uniform 512-way guess.
 func TestPerplexityCmd(t *testing.T) {
 	model := filepath.Join(testrefs.Dir(t), "models/stories260K/stories260K.gguf")
 	text := filepath.Join(t.TempDir(), "story.txt")
-	story := "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
+	story := "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. " +
+		"One day, she saw a big red ball. She wanted to play with it. Lily ran to the ball and kicked it. " +
+		"The ball went up high in the sky. Lily was very happy."
 	if err := os.WriteFile(text, []byte(story), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got := runCmd(t, newPerplexityCmd, "--model", model, "-f", text, "--ctx", "64", "--threads", "1")
-	m := regexp.MustCompile(`perplexity ([0-9.]+)`).FindStringSubmatch(got)
-	if m == nil {
-		t.Fatalf("perplexity printed %q", got)
+	args := []string{"--model", model, "-f", text, "--ctx", "24", "--threads", "1"}
+	perplexity := func(out string) float64 {
+		t.Helper()
+		m := regexp.MustCompile(`perplexity ([0-9.]+) \+/- [0-9.]+`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("perplexity printed %q", out)
+		}
+		p, _ := strconv.ParseFloat(m[1], 64)
+		return p
 	}
-	if p, _ := strconv.ParseFloat(m[1], 64); !(p > 1 && p < 20) {
-		t.Errorf("perplexity %g of the demo's own story, want in (1, 20)", p)
+
+	got := runCmd(t, newPerplexityCmd, args...)
+	if !strings.Contains(got, "method llama.cpp: ") || !strings.Contains(got, "chunks of 24 tokens, second half scored (tokens 13-23 of each), BOS at chunk start: true") {
+		t.Errorf("perplexity does not describe llama.cpp's method:\n%s", got)
+	}
+	p := perplexity(got)
+	if !(p > 1 && p < 20) {
+		t.Errorf("perplexity %g of a children's story, want in (1, 20)", p)
+	}
+
+	var r struct {
+		Method     string  `json:"method"`
+		Ctx        int     `json:"ctx"`
+		First      int     `json:"first"`
+		BOS        bool    `json:"bos"`
+		Tokens     int     `json:"tokens"`
+		Chunks     int     `json:"chunks"`
+		Unscored   int     `json:"unscored_tokens"`
+		NLL        float64 `json:"nll"`
+		Perplexity float64 `json:"perplexity"`
+		Err        float64 `json:"perplexity_err"`
+	}
+	js := runCmd(t, newPerplexityCmd, append(args, "--json")...)
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatalf("perplexity --json printed %q: %v", js, err)
+	}
+	if r.Method != "llama.cpp" || r.Ctx != 24 || r.First != 12 || !r.BOS || r.Chunks < 2 || r.Tokens != r.Chunks*11 ||
+		r.Unscored < 0 || r.Unscored >= 24 || r.Err <= 0 || math.Abs(r.Perplexity-math.Exp(r.NLL)) > 1e-9*r.Perplexity ||
+		math.Abs(r.Perplexity-p) > 1e-4 {
+		t.Errorf("perplexity --json: %+v (text output: perplexity %g)", r, p)
+	}
+
+	all := runCmd(t, newPerplexityCmd, append(args, "--score-all")...)
+	if !strings.Contains(all, "method all: ") {
+		t.Errorf("--score-all does not name its method:\n%s", all)
+	}
+	if q := perplexity(all); !(q > 1 && q < 20) || q == p {
+		t.Errorf("--score-all perplexity %g (llama.cpp's method: %g)", q, p)
 	}
 }
