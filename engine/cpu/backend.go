@@ -224,7 +224,11 @@ func (b *Backend) MatMul(dst, x engine.Buffer, w engine.Weight) {
 
 func (b *Backend) gemv(dst, x []float32, w *Weight) {
 	if dotq := w.f.dotq; dotq != nil && !b.exact {
-		quantizeQ8(x, &b.q8)
+		if usesQ8K(w.typ) {
+			quantizeQ8K(x, &b.q8.k)
+		} else {
+			quantizeQ8(x, &b.q8)
+		}
 		a := &b.q8
 		rows := w.f.dotqRows
 		b.pool.parallel(len(dst), b.pool.grainFor(len(dst), 16), func(_, lo, hi int) {

@@ -101,7 +101,7 @@ func sizesFor(typ quant.Type) []int {
 	case 1:
 		return []int{1, 7, 8, 9, 31, 32, 33, 64, 100, 256, 1000, 2048}
 	case 32:
-		return []int{32, 64, 96, 160, 256, 2048, 5632}
+		return []int{32, 64, 96, 160, 192, 256, 2048, 5632}
 	default:
 		return []int{256, 512, 768, 2048, 5632 - 5632%256}
 	}
@@ -213,10 +213,15 @@ func TestQ8Dots(t *testing.T) {
 					x[i] = float32(rng.NormFloat64())
 				}
 				var a q8Acts
-				quantizeQ8(x, &a)
+				quantizeActs(typ, x, &a)
 				var want, mag float64
 				for i := range w {
-					xq := float64(a.d[i/32]) * float64(a.q[i])
+					var xq float64
+					if usesQ8K(typ) {
+						xq = float64(a.k.d[i/256]) * float64(a.k.q[i])
+					} else {
+						xq = float64(a.d[i/32]) * float64(a.q[i])
+					}
 					want += float64(w[i]) * xq
 					mag += math.Abs(float64(w[i]) * xq)
 				}
@@ -226,8 +231,25 @@ func TestQ8Dots(t *testing.T) {
 				}
 				// And the quantisation itself stays within half a step.
 				for i := range x {
-					if d := math.Abs(float64(x[i]) - float64(a.d[i/32])*float64(a.q[i])); d > 0.51*float64(a.d[i/32])+1e-3*math.Abs(float64(x[i])) {
-						t.Fatalf("Q8 activation %d: %g quantised to %d×%g", i, x[i], a.q[i], a.d[i/32])
+					q, d := a.q, a.d[:]
+					step := 32
+					if usesQ8K(typ) {
+						q, d, step = a.k.q, a.k.d, 256
+					}
+					scale := float64(d[i/step])
+					if e := math.Abs(float64(x[i]) - scale*float64(q[i])); e > 0.51*math.Abs(scale)+1e-3*math.Abs(float64(x[i])) {
+						t.Fatalf("%s: activation %d: %g quantised to %d×%g", typ, i, x[i], q[i], scale)
+					}
+				}
+				if usesQ8K(typ) {
+					for j, s := range a.k.bsums {
+						var want int16
+						for _, v := range a.k.q[16*j : 16*j+16] {
+							want += int16(v)
+						}
+						if s != want {
+							t.Fatalf("%s: bsums[%d] = %d, want %d", typ, j, s, want)
+						}
 					}
 				}
 			}
@@ -250,13 +272,45 @@ func BenchmarkDotQ8(b *testing.B) {
 				x[i] = float32(rng.NormFloat64())
 			}
 			var a q8Acts
-			quantizeQ8(x, &a)
+			quantizeActs(typ, x, &a)
 			b.Run(fmt.Sprintf("%s/%s", k.name, typ), func(b *testing.B) {
 				b.SetBytes(int64(len(data[0]) * rows))
 				for b.Loop() {
 					for _, row := range data {
 						f.dotq(row, &a)
 					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDotQ8Rows measures the many-rows kernels, as decode runs them,
+// on a matrix that stays in the L2 cache: the compute side of the roofline.
+func BenchmarkDotQ8Rows(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const rows, n = 128, 4096
+	for _, k := range kernelSets() {
+		for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+			f := k.formats[typ]
+			if f.dotqRows == nil {
+				continue
+			}
+			var data []byte
+			for r := 0; r < rows; r++ {
+				data = append(data, testRow(b, typ, n, rng)...)
+			}
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			var a q8Acts
+			quantizeActs(typ, x, &a)
+			dst := make([]float32, rows)
+			b.Run(fmt.Sprintf("%s/%s", k.name, typ), func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				for b.Loop() {
+					f.dotqRows(data, &a, dst)
 				}
 			})
 		}
@@ -303,6 +357,40 @@ func TestAttentionKernels(t *testing.T) {
 	}
 }
 
+// TestQuantizeQ8K pins llama.cpp's Q8_K rounding on hand-checked values:
+// the scale comes from the value of largest magnitude, with its sign
+// flipped (so that value becomes −127), halves round to even, and an
+// all-zero block has scale 0.
+func TestQuantizeQ8K(t *testing.T) {
+	x := make([]float32, 512)
+	x[0], x[1], x[2], x[3] = 2, -1, 0.5*2/127, 1.5*2/127 // ±0.5 and 1.5 steps of 2/127
+	x[4] = -2                                            // the same magnitude as x[0], later: x[0] sets the scale
+	var a q8KActs
+	quantizeQ8K(x, &a)
+	if a.d[0] != 1/(-127/float32(2)) || a.d[1] != 0 {
+		t.Fatalf("scales %v", a.d)
+	}
+	want := []int8{-127, 64, 0, -2, 127}
+	for i, w := range want {
+		if a.q[i] != w {
+			t.Errorf("q[%d] = %d, want %d (x = %g)", i, a.q[i], w, x[i])
+		}
+	}
+	if a.bsums[0] != -127+64+0-2+127 || a.bsums[16] != 0 {
+		t.Errorf("bsums %v", a.bsums)
+	}
+}
+
+// quantizeActs quantises x the way products with weights of type typ
+// take it.
+func quantizeActs(typ quant.Type, x []float32, a *q8Acts) {
+	if usesQ8K(typ) {
+		quantizeQ8K(x, &a.k)
+		return
+	}
+	quantizeQ8(x, a)
+}
+
 // TestQ8Rows checks the many-rows kernels against the one-row ones.
 func TestQ8Rows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -322,7 +410,7 @@ func TestQ8Rows(t *testing.T) {
 						x[i] = float32(rng.NormFloat64())
 					}
 					var a q8Acts
-					quantizeQ8(x, &a)
+					quantizeActs(typ, x, &a)
 					got := make([]float32, rows)
 					f.dotqRows(w, &a, got)
 					rb := len(w) / rows

@@ -37,12 +37,6 @@ func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 func dotQ4_0Q8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
 
 //go:noescape
-func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
-
-//go:noescape
-func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
-
-//go:noescape
 func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
 
 //go:noescape
@@ -62,6 +56,15 @@ func dequantQ4_0AVX2(w *byte, dst *float32, nb int)
 
 //go:noescape
 func dotQ4_0Q8RowsAVX2(w *byte, xq *int8, xd, xs *float32, nb, rows int, dst *float32)
+
+//go:noescape
+func dotQ4_0Q8PairsAVX2(w *byte, pairs *byte, xs *float32, nb, rows int, dst *float32)
+
+//go:noescape
+func dotQ6_KQ8KRowsAVX2(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows int, dst *float32)
+
+//go:noescape
+func dotQ4_KQ8KRowsAVX2(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows int, dst *float32)
 
 //go:noescape
 func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
@@ -236,6 +239,11 @@ func simdKernels(k *kernels) *kernels {
 			return 0
 		}
 		_ = w[18*nb-1]
+		if a.pairs != nil {
+			var r float32
+			dotQ4_0Q8PairsAVX2(&w[0], &a.pairs[0], &a.s[0], nb, 1, &r)
+			return r
+		}
 		return dotQ4_0Q8AVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb)
 	}
 	s.formats[quant.Q8_0] = format{func(w []byte, x []float32) float32 {
@@ -285,29 +293,37 @@ func simdKernels(k *kernels) *kernels {
 			return
 		}
 		_ = w[18*nb*len(dst)-1]
+		if a.pairs != nil {
+			dotQ4_0Q8PairsAVX2(&w[0], &a.pairs[0], &a.s[0], nb, len(dst), &dst[0])
+			return
+		}
 		dotQ4_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb, len(dst), &dst[0])
 	}
 	s.formats[quant.Q4_0] = q4
-	q4k := s.formats[quant.Q4_K]
-	q4k.dotq = func(w []byte, a *q8Acts) float32 {
-		nb := len(a.d) / 8
-		if nb == 0 {
-			return 0
+	for _, kq := range []struct {
+		typ  quant.Type
+		size int // bytes per block of 256
+		rows func(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows int, dst *float32)
+	}{{quant.Q4_K, 144, dotQ4_KQ8KRowsAVX2}, {quant.Q6_K, 210, dotQ6_KQ8KRowsAVX2}} {
+		f := s.formats[kq.typ]
+		size, rows := kq.size, kq.rows
+		f.dotqRows = func(w []byte, a *q8Acts, dst []float32) {
+			k := &a.k
+			nb := len(k.d)
+			if nb == 0 || len(dst) == 0 {
+				clear(dst)
+				return
+			}
+			_ = w[size*nb*len(dst)-1]
+			rows(&w[0], &k.q[0], &k.d[0], &k.bsums[0], nb, len(dst), &dst[0])
 		}
-		_ = w[144*nb-1]
-		return dotQ4_KQ8AVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb)
-	}
-	s.formats[quant.Q4_K] = q4k
-	q6k := s.formats[quant.Q6_K]
-	q6k.dotq = func(w []byte, a *q8Acts) float32 {
-		nb := len(a.d) / 8
-		if nb == 0 {
-			return 0
+		f.dotq = func(w []byte, a *q8Acts) float32 {
+			var r [1]float32
+			f.dotqRows(w, a, r[:])
+			return r[0]
 		}
-		_ = w[210*nb-1]
-		return dotQ6_KQ8AVX2(&w[0], &a.q[0], &a.d[0], nb)
+		s.formats[kq.typ] = f
 	}
-	s.formats[quant.Q6_K] = q6k
 	return s
 }
 

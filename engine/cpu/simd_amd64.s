@@ -595,115 +595,6 @@ rq4end:
 	VZEROUPPER
 	RET
 
-// func dotQ4_KQ8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
-// nb blocks of 256 values (144 bytes: d, dmin, 12 bytes of 6-bit scales and
-// mins, 128 bytes of nibbles). xd and xs hold, per 32 activations, the
-// scale and the scale times the sum of the quantised values.
-TEXT ·dotQ4_KQ8AVX2(SB), NOSPLIT, $32-44
-	MOVQ w+0(FP), SI
-	MOVQ xq+8(FP), R8
-	MOVQ xd+16(FP), R9
-	MOVQ xs+24(FP), R10
-	MOVQ nb+32(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-q4kloop:
-	CMPQ CX, $0
-	JE   q4kdone
-	PREFETCHT0 1024(SI)
-	PREFETCHT0 1088(SI)
-	PREFETCHT0 1152(SI)
-	// d and dmin
-	MOVWLZX (SI), AX
-	VMOVD AX, X2
-	VCVTPH2PS X2, X2
-	VBROADCASTSS X2, Y2
-	MOVWLZX 2(SI), AX
-	VMOVD AX, X3
-	VCVTPH2PS X3, X3
-	VBROADCASTSS X3, Y3
-	// Unpack the 6-bit scales (-> AX, R12) and mins (-> R13, R11).
-	MOVL 4(SI), AX
-	MOVL 8(SI), BX
-	MOVL 12(SI), DX
-	MOVL DX, R11
-	SHRL $4, R11
-	ANDL $0x0f0f0f0f, R11
-	MOVL BX, R12
-	SHRL $6, R12
-	ANDL $0x03030303, R12
-	SHLL $4, R12
-	ORL  R12, R11
-	MOVL BX, R13
-	ANDL $0x3f3f3f3f, R13
-	MOVL DX, R12
-	ANDL $0x0f0f0f0f, R12
-	MOVL AX, DI
-	SHRL $6, DI
-	ANDL $0x03030303, DI
-	SHLL $4, DI
-	ORL  DI, R12
-	ANDL $0x3f3f3f3f, AX
-	// Scales: d·sc[s]·xd[s] for the 8 sub-blocks, kept on the stack.
-	VMOVD AX, X4
-	VPINSRD $1, R12, X4, X4
-	VPMOVZXBD X4, Y4
-	VCVTDQ2PS Y4, Y4
-	VMULPS (R9), Y4, Y4
-	VMULPS Y2, Y4, Y4
-	VMOVUPS Y4, sc-32(SP)
-	// Mins: Y1 += dmin·m[s]·xs[s].
-	VMOVD R13, X5
-	VPINSRD $1, R11, X5, X5
-	VPMOVZXBD X5, Y5
-	VCVTDQ2PS Y5, Y5
-	VMULPS (R10), Y5, Y5
-	VFMADD231PS Y3, Y5, Y1
-
-#define Q4KPAIR(woff, xoff0, xoff1, soff0, soff1, acc0, acc1) \
-	VMOVDQU woff(SI), Y6 \
-	VPSRLW $4, Y6, Y7 \
-	VPAND Y14, Y6, Y6 \
-	VPAND Y14, Y7, Y7 \
-	VPMADDUBSW xoff0(R8), Y6, Y8 \
-	VPMADDWD Y15, Y8, Y8 \
-	VCVTDQ2PS Y8, Y8 \
-	VBROADCASTSS soff0(SP), Y10 \
-	VFMADD231PS Y10, Y8, acc0 \
-	VPMADDUBSW xoff1(R8), Y7, Y9 \
-	VPMADDWD Y15, Y9, Y9 \
-	VCVTDQ2PS Y9, Y9 \
-	VBROADCASTSS soff1(SP), Y11 \
-	VFMADD231PS Y11, Y9, acc1
-
-	// Three accumulators (Y0, Y12, Y13) so that the FMAs do not wait
-	// on each other's latency.
-	Q4KPAIR(16, 0, 32, sc-32, sc-28, Y0, Y12)
-	Q4KPAIR(48, 64, 96, sc-24, sc-20, Y13, Y0)
-	Q4KPAIR(80, 128, 160, sc-16, sc-12, Y12, Y13)
-	Q4KPAIR(112, 192, 224, sc-8, sc-4, Y0, Y12)
-	ADDQ $144, SI
-	ADDQ $256, R8
-	ADDQ $32, R9
-	ADDQ $32, R10
-	DECQ CX
-	JMP  q4kloop
-q4kdone:
-	VADDPS Y12, Y0, Y0
-	VADDPS Y13, Y0, Y0
-	VSUBPS Y1, Y0, Y0
-	HSUM
-	VZEROUPPER
-	MOVSS X0, ret+40(FP)
-	RET
 
 // Byte-shuffle controls that spread int16 scale 2k over the low 128-bit
 // lane and scale 2k+1 over the high lane (of a register holding the eight
@@ -726,105 +617,6 @@ DATA q6kshuf<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
 DATA q6kshuf<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
 GLOBL q6kshuf<>(SB), RODATA|NOPTR, $128
 
-// func dotQ6_KQ8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
-// nb blocks of 256 values (210 bytes: 128 bytes low 4 bits, 64 bytes high
-// 2 bits, 16 int8 scales, half-float d).
-TEXT ·dotQ6_KQ8AVX2(SB), NOSPLIT, $0-36
-	MOVQ w+0(FP), SI
-	MOVQ xq+8(FP), R8
-	MOVQ xd+16(FP), R9
-	MOVQ nb+24(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y15, Y15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	MOVL $0x03030303, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, Y13
-	MOVL $0x20202020, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, Y12
-	LEAQ q6kshuf<>(SB), DX
-q6kloop:
-	CMPQ CX, $0
-	JE   q6kdone
-	PREFETCHT0 1024(SI)
-	PREFETCHT0 1088(SI)
-	PREFETCHT0 1152(SI)
-	PREFETCHT0 1216(SI)
-	MOVWLZX 208(SI), AX
-	VMOVD AX, X2
-	VCVTPH2PS X2, X2
-	VBROADCASTSS X2, Y2
-	// All 16 scales as int16.
-	VPMOVSXBW 192(SI), Y11
-
-// One 32-value group: Y6 holds the unsigned 6-bit values, xoff is the
-// activations' byte offset, doff the offset of their scale, k selects
-// scales 2k and 2k+1 of the register half in Y3.
-#define Q6KGROUP(xoff, doff, k, acc) \
-	VPMADDUBSW xoff(R8), Y6, Y7 \
-	VPMADDUBSW xoff(R8), Y12, Y8 \
-	VPSUBW Y8, Y7, Y7 \
-	VPSHUFB k(DX), Y3, Y8 \
-	VPMADDWD Y8, Y7, Y7 \
-	VCVTDQ2PS Y7, Y7 \
-	VMULSS doff(R9), X2, X9 \
-	VBROADCASTSS X9, Y9 \
-	VFMADD231PS Y9, Y7, acc
-
-// Half n of a block: ql at qloff, qh at qhoff, activations from xoff.
-#define Q6KHALF(qloff, qloff2, qhoff, perm, x0, x1, x2, x3, d0, d1, d2, d3, a0, a1, a2, a3) \
-	VMOVDQU qloff(SI), Y4 \
-	VMOVDQU qloff2(SI), Y5 \
-	VMOVDQU qhoff(SI), Y10 \
-	VPERM2I128 perm, Y11, Y11, Y3 \
-	VPAND Y14, Y4, Y6 \
-	VPAND Y13, Y10, Y7 \
-	VPSLLW $4, Y7, Y7 \
-	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x0, d0, 0, a0) \
-	VPAND Y14, Y5, Y6 \
-	VPSRLW $2, Y10, Y7 \
-	VPAND Y13, Y7, Y7 \
-	VPSLLW $4, Y7, Y7 \
-	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x1, d1, 32, a1) \
-	VPSRLW $4, Y4, Y6 \
-	VPAND Y14, Y6, Y6 \
-	VPSRLW $4, Y10, Y7 \
-	VPAND Y13, Y7, Y7 \
-	VPSLLW $4, Y7, Y7 \
-	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x2, d2, 64, a2) \
-	VPSRLW $4, Y5, Y6 \
-	VPAND Y14, Y6, Y6 \
-	VPSRLW $6, Y10, Y7 \
-	VPAND Y13, Y7, Y7 \
-	VPSLLW $4, Y7, Y7 \
-	VPOR Y7, Y6, Y6 \
-	Q6KGROUP(x3, d3, 96, a3)
-
-	// Groups of 32 values: ql low nibbles | qh bits 0-1, ql[32:] low |
-	// bits 2-3, ql high nibbles | bits 4-5, ql[32:] high | bits 6-7.
-	// Three accumulators (Y0, Y1, Y15) so that the FMAs do not wait on
-	// each other's latency.
-	Q6KHALF(0, 32, 128, $0x00, 0, 32, 64, 96, 0, 4, 8, 12, Y0, Y1, Y15, Y0)
-	Q6KHALF(64, 96, 160, $0x11, 128, 160, 192, 224, 16, 20, 24, 28, Y1, Y15, Y0, Y1)
-	ADDQ $210, SI
-	ADDQ $256, R8
-	ADDQ $32, R9
-	DECQ CX
-	JMP  q6kloop
-q6kdone:
-	VADDPS Y1, Y0, Y0
-	VADDPS Y15, Y0, Y0
-	HSUM
-	VZEROUPPER
-	MOVSS X0, ret+32(FP)
-	RET
 
 // func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
 // out[p] = scale · q·k[p] for npos consecutive half-float key rows of hd
@@ -1083,5 +875,363 @@ dq4loop:
 	DECQ CX
 	JMP  dq4loop
 dq4done:
+	VZEROUPPER
+	RET
+
+// Q4_0 pair block: the 32 nibbles of two blocks (weights at off(SI) and
+// off+18(SI)) side by side in one vector, low nibbles times the record's
+// first 32 activations, high nibbles times the next 32, the int16 products
+// summed to int32 (four lanes per block), converted, scaled by the
+// record's activation scales and accumulated with the weight scales dw.
+#define Q4PAIR(off, rec, dw, acc, t1, t2) \
+	VMOVDQU (off+2)(SI), t1 \
+	VINSERTI128 $1, (off+20)(SI), t1, t1 \
+	VPSRLW $4, t1, t2 \
+	VPAND Y14, t1, t1 \
+	VPAND Y14, t2, t2 \
+	VPMADDUBSW (rec)(R8), t1, t1 \
+	VPMADDUBSW (rec+32)(R8), t2, t2 \
+	VPADDW t2, t1, t1 \
+	VPMADDWD Y15, t1, t1 \
+	VCVTDQ2PS t1, t1 \
+	VMULPS (rec+64)(R8), t1, t1 \
+	VFMADD231PS dw, t1, acc
+
+// func dotQ4_0Q8PairsAVX2(w *byte, pairs *byte, xs *float32, nb, rows int, dst *float32)
+// Like dotQ4_0Q8RowsAVX2 with the activations as q8Acts.pairs records
+// (nb even): two weight blocks per vector, about 7 vector operations a
+// block instead of 11.
+TEXT ·dotQ4_0Q8PairsAVX2(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ rows+32(FP), R11
+	MOVQ dst+40(FP), DI
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVQ $0x0101010100000000, AX
+	VMOVQ AX, X12
+	VPMOVZXBD X12, Y12
+	MOVQ $0x0303030302020202, AX
+	VMOVQ AX, X13
+	VPMOVZXBD X13, Y13
+p4row:
+	CMPQ R11, $0
+	JE   p4end
+	MOVQ pairs+8(FP), R8
+	MOVQ xs+16(FP), R10
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y6, Y6, Y6
+	VXORPS X7, X7, X7
+p4loop4:
+	CMPQ CX, $4
+	JL   p4pair
+	PREFETCHT0 1024(SI)
+	MOVWLZX 0(SI), AX
+	MOVWLZX 18(SI), BX
+	SHLQ $16, BX
+	ORQ  BX, AX
+	MOVWLZX 36(SI), BX
+	SHLQ $32, BX
+	ORQ  BX, AX
+	MOVWLZX 54(SI), BX
+	SHLQ $48, BX
+	ORQ  BX, AX
+	VMOVQ AX, X9
+	VCVTPH2PS X9, X9
+	VFMADD231PS (R10), X9, X7
+	VPERMPS Y9, Y12, Y10
+	VPERMPS Y9, Y13, Y11
+	Q4PAIR(0, 0, Y10, Y0, Y1, Y2)
+	Q4PAIR(36, 96, Y11, Y6, Y3, Y4)
+	ADDQ $72, SI
+	ADDQ $192, R8
+	ADDQ $16, R10
+	SUBQ $4, CX
+	JMP  p4loop4
+p4pair:
+	CMPQ CX, $0
+	JE   p4done
+	MOVWLZX 0(SI), AX
+	MOVWLZX 18(SI), BX
+	SHLQ $16, BX
+	ORQ  BX, AX
+	VMOVQ AX, X9
+	VCVTPH2PS X9, X9
+	VMOVQ (R10), X8
+	VFMADD231PS X8, X9, X7
+	VPERMPS Y9, Y12, Y10
+	Q4PAIR(0, 0, Y10, Y0, Y1, Y2)
+	ADDQ $36, SI
+	ADDQ $96, R8
+	ADDQ $8, R10
+	SUBQ $2, CX
+	JMP  p4pair
+p4done:
+	VADDPS Y6, Y0, Y0
+	HSUM
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	MOVL $0x41000000, AX
+	VMOVD AX, X8
+	VFNMADD231SS X8, X7, X0
+	MOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R11
+	JMP  p4row
+p4end:
+	VZEROUPPER
+	RET
+
+// One 32-value group of a Q6_K half block times Q8_K activations: Y6 holds
+// the unsigned 6-bit values, the int16 products are scaled by the group's
+// two scales (k selects them from Y3, see q6kshuf) and summed into the
+// block's int32 accumulator Y1. The "−32" of every value is taken out
+// once per block from the activations' 16-value sums.
+#define Q6KG(xoff, k) \
+	VPMADDUBSW xoff(R8), Y6, Y7 \
+	VPSHUFB k(DX), Y3, Y8 \
+	VPMADDWD Y8, Y7, Y7 \
+	VPADDD Y7, Y1, Y1
+
+// Half a Q6_K block: ql at qloff and qloff2, qh at qhoff, the half's
+// scales from Y11 (perm), activations at x0..x3. The two high bits of
+// each value are moved to bits 4-5 with one shift (of 16-bit lanes; the
+// mask drops what crosses from the neighbouring byte) and a mask.
+#define Q6KH(qloff, qloff2, qhoff, perm, x0, x1, x2, x3) \
+	VMOVDQU qloff(SI), Y4 \
+	VMOVDQU qloff2(SI), Y5 \
+	VMOVDQU qhoff(SI), Y10 \
+	VPERM2I128 perm, Y11, Y11, Y3 \
+	VPAND Y14, Y4, Y6 \
+	VPSLLW $4, Y10, Y7 \
+	VPAND Y12, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KG(x0, 0) \
+	VPAND Y14, Y5, Y6 \
+	VPSLLW $2, Y10, Y7 \
+	VPAND Y12, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KG(x1, 32) \
+	VPSRLW $4, Y4, Y6 \
+	VPAND Y14, Y6, Y6 \
+	VPAND Y12, Y10, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KG(x2, 64) \
+	VPSRLW $4, Y5, Y6 \
+	VPAND Y14, Y6, Y6 \
+	VPSRLW $2, Y10, Y7 \
+	VPAND Y12, Y7, Y7 \
+	VPOR Y7, Y6, Y6 \
+	Q6KG(x3, 96)
+
+// func dotQ6_KQ8KRowsAVX2(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows int, dst *float32)
+// dst[r] = the dot product of Q6_K row r (nb blocks of 210 bytes) with
+// Q8_K activations: each block summed in int32, converted once.
+TEXT ·dotQ6_KQ8KRowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ rows+40(FP), R11
+	MOVQ dst+48(FP), DI
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x30303030, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+	LEAQ q6kshuf<>(SB), DX
+q6krow:
+	CMPQ R11, $0
+	JE   q6kend
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ bsums+24(FP), R10
+	MOVQ nb+32(FP), CX
+	VXORPS Y0, Y0, Y0
+q6kblk:
+	CMPQ CX, $0
+	JE   q6kdone
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+	VPMOVSXBW 192(SI), Y11
+	VPMADDWD (R10), Y11, Y9
+	VPSLLD $5, Y9, Y9
+	VPXOR Y1, Y1, Y1
+	Q6KH(0, 32, 128, $0x00, 0, 32, 64, 96)
+	Q6KH(64, 96, 160, $0x11, 128, 160, 192, 224)
+	VPSUBD Y9, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	MOVWLZX 208(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VMULSS (R9), X2, X2
+	VBROADCASTSS X2, Y2
+	VFMADD231PS Y2, Y1, Y0
+	ADDQ $210, SI
+	ADDQ $256, R8
+	ADDQ $4, R9
+	ADDQ $32, R10
+	DECQ CX
+	JMP  q6kblk
+q6kdone:
+	HSUM
+	MOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R11
+	JMP  q6krow
+q6kend:
+	VZEROUPPER
+	RET
+
+// q4kshuf: entry j (32 bytes) broadcasts int16 lane j over both lanes.
+DATA q4kshuf<>+0(SB)/8, $0x0100010001000100
+DATA q4kshuf<>+8(SB)/8, $0x0100010001000100
+DATA q4kshuf<>+16(SB)/8, $0x0100010001000100
+DATA q4kshuf<>+24(SB)/8, $0x0100010001000100
+DATA q4kshuf<>+32(SB)/8, $0x0302030203020302
+DATA q4kshuf<>+40(SB)/8, $0x0302030203020302
+DATA q4kshuf<>+48(SB)/8, $0x0302030203020302
+DATA q4kshuf<>+56(SB)/8, $0x0302030203020302
+DATA q4kshuf<>+64(SB)/8, $0x0504050405040504
+DATA q4kshuf<>+72(SB)/8, $0x0504050405040504
+DATA q4kshuf<>+80(SB)/8, $0x0504050405040504
+DATA q4kshuf<>+88(SB)/8, $0x0504050405040504
+DATA q4kshuf<>+96(SB)/8, $0x0706070607060706
+DATA q4kshuf<>+104(SB)/8, $0x0706070607060706
+DATA q4kshuf<>+112(SB)/8, $0x0706070607060706
+DATA q4kshuf<>+120(SB)/8, $0x0706070607060706
+DATA q4kshuf<>+128(SB)/8, $0x0908090809080908
+DATA q4kshuf<>+136(SB)/8, $0x0908090809080908
+DATA q4kshuf<>+144(SB)/8, $0x0908090809080908
+DATA q4kshuf<>+152(SB)/8, $0x0908090809080908
+DATA q4kshuf<>+160(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kshuf<>+168(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kshuf<>+176(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kshuf<>+184(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kshuf<>+192(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kshuf<>+200(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kshuf<>+208(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kshuf<>+216(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kshuf<>+224(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kshuf<>+232(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kshuf<>+240(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kshuf<>+248(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL q4kshuf<>(SB), RODATA|NOPTR, $256
+
+// 64 values of a Q4_K block (32 bytes of qs at 16+32i: low nibbles are
+// sub-block 2i, high nibbles 2i+1) times Q8_K activations, each half
+// scaled by its 6-bit sub-block scale (from Y4) into the int32 sum Y1.
+#define Q4KSUB(qoff, xoff, soff) \
+	VMOVDQU qoff(SI), Y6 \
+	VPSRLW $4, Y6, Y7 \
+	VPAND Y14, Y6, Y6 \
+	VPAND Y14, Y7, Y7 \
+	VPMADDUBSW xoff(R8), Y6, Y6 \
+	VPMADDUBSW (xoff+32)(R8), Y7, Y7 \
+	VPSHUFB soff(DX), Y4, Y8 \
+	VPMADDWD Y8, Y6, Y6 \
+	VPSHUFB (soff+32)(DX), Y4, Y8 \
+	VPMADDWD Y8, Y7, Y7 \
+	VPADDD Y6, Y1, Y1 \
+	VPADDD Y7, Y1, Y1
+
+// func dotQ4_KQ8KRowsAVX2(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows int, dst *float32)
+// dst[r] = the dot product of Q4_K row r (nb blocks of 144 bytes) with
+// Q8_K activations: per block, d·Σ sc·(q·a) in int32 and dmin·Σ m·Σa from
+// the activations' 16-value sums, both times the activation scale.
+TEXT ·dotQ4_KQ8KRowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ rows+40(FP), R11
+	MOVQ dst+48(FP), DI
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	LEAQ q4kshuf<>(SB), DX
+q4krow:
+	CMPQ R11, $0
+	JE   q4kend
+	MOVQ xq+8(FP), R8
+	MOVQ xd+16(FP), R9
+	MOVQ bsums+24(FP), R10
+	MOVQ nb+32(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS X15, X15, X15
+q4kblk:
+	CMPQ CX, $0
+	JE   q4kdone
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	// The eight 6-bit scales and mins, as llama.cpp unpacks them:
+	// scales = u0&0x3f.. | (u2&0x0f.. | ((u0>>6)&0x03..)<<4) << 32,
+	// mins = u1&0x3f.. | ((u2>>4)&0x0f.. | ((u1>>6)&0x03..)<<4) << 32.
+	MOVL 12(SI), R13
+	SHRL $4, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL 8(SI), AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL  AX, R13
+	MOVL 8(SI), BX
+	ANDL $0x3f3f3f3f, BX
+	SHLQ $32, R13
+	ORQ  R13, BX
+	MOVL 12(SI), R12
+	ANDL $0x0f0f0f0f, R12
+	MOVL 4(SI), AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL  AX, R12
+	MOVL 4(SI), AX
+	ANDL $0x3f3f3f3f, AX
+	SHLQ $32, R12
+	ORQ  R12, AX
+	VMOVQ AX, X4
+	VPMOVZXBW X4, X4
+	VINSERTI128 $1, X4, Y4, Y4
+	VMOVQ BX, X5
+	VPMOVZXBW X5, X5
+	// Σ m·(sum of the sub-block's 32 activations), as 4 int32.
+	VMOVDQU (R10), X6
+	VPHADDW 16(R10), X6, X6
+	VPMADDWD X5, X6, X6
+	VCVTDQ2PS X6, X6
+	MOVL (SI), R13
+	VMOVD R13, X8
+	VCVTPH2PS X8, X8
+	VBROADCASTSS (R9), X9
+	VMULPS X9, X8, X8
+	VPERMILPS $0x55, X8, X9
+	VFMADD231PS X9, X6, X15
+	VBROADCASTSS X8, Y10
+	VPXOR Y1, Y1, Y1
+	Q4KSUB(16, 0, 0)
+	Q4KSUB(48, 64, 64)
+	Q4KSUB(80, 128, 128)
+	Q4KSUB(112, 192, 192)
+	VCVTDQ2PS Y1, Y1
+	VFMADD231PS Y10, Y1, Y0
+	ADDQ $144, SI
+	ADDQ $256, R8
+	ADDQ $4, R9
+	ADDQ $32, R10
+	DECQ CX
+	JMP  q4kblk
+q4kdone:
+	HSUM
+	VHADDPS X15, X15, X15
+	VHADDPS X15, X15, X15
+	VSUBSS X15, X0, X0
+	MOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R11
+	JMP  q4krow
+q4kend:
 	VZEROUPPER
 	RET
