@@ -30,19 +30,26 @@ func gemm16x6Generic(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks]
 			}
 		}
 	}
-	for t := range res {
-		o := out[t][:gemmPanel]
-		for r := range o {
-			if acc {
-				o[r] += res[t][r]
-			} else {
-				o[r] = res[t][r]
+	// Read every output before writing any: the caller repeats the last
+	// token (and its output) to fill a tile, as the assembly allows.
+	if acc {
+		for t := range res {
+			o := out[t][:gemmPanel]
+			for r := range o {
+				res[t][r] += o[r]
 			}
 		}
+	}
+	for t := range res {
+		copy(out[t][:gemmPanel], res[t][:])
 	}
 }
 
 func (b *Backend) gemm(d, s *buffer, w *Weight) {
+	if b.useGemmq(w) {
+		b.gemmq(d, s, w) // int8 products on Q8 activations, as gemv
+		return
+	}
 	out, in, n := w.rows(), w.rowLen, s.rows
 	kern := b.k.gemm16x6
 	groups := (out + gemmGroup - 1) / gemmGroup

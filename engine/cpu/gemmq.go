@@ -1,0 +1,337 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+// The int8 prefill product for Q4_0 and Q4_K weights. Outside Exact mode
+// the activations are quantised to Q8 exactly as the matrix-vector path
+// does (quantizeQ8), once per product for all tokens, and the 4-bit
+// weights are expanded a group of rows at a time into unsigned bytes
+// 0..15, so the micro-kernel runs on vpmaddubsw: 32 multiply-adds in one
+// instruction where FMA does 8.
+//
+// Weight panel (16 rows), per block of 32 input values (qPanelBlock
+// bytes): 8 quads of 64 bytes, quad j holding values 4j..4j+3 of rows 0..7
+// (4 bytes per row) then of rows 8..15; then 16 float32 scales dw (the
+// weight of a block is dw·q − dm) and 16 float32 offsets dm. For Q4_0,
+// dw = d and dm = 8d; for Q4_K, dw = d·sc and dm = dmin·m of the row's
+// sub-block.
+//
+// Activation tile (6 tokens), per block (qActBlock bytes): the 6 tokens'
+// 32 int8 values, then for each token its scale d and s = d·Σq.
+//
+// The kernel broadcasts four activations of one token (vpbroadcastd) and
+// multiplies them with a quad of 8 rows, summing the 8 quads of a block in
+// int16 (at most 8·2·15·127 = 30480, no overflow), then per block and
+// token turns the sums into float32 and adds (S·d_a)·dw − dm·s_a to the
+// 16×6 outputs. A token's result thus differs from the row-by-row Q8
+// product (dotq) only in float summation order.
+const (
+	qPanelBlock = 8*64 + 2*gemmPanel*4       // bytes per block of a weight panel
+	qActBlock   = gemmToks*32 + gemmToks*2*4 // bytes per block of an activation tile
+	qTile       = gemmToks * gemmPanel       // outputs of one micro-kernel call
+	qGroup      = 6 * gemmPanel              // rows repacked together
+	qChunk      = 16                         // blocks per pass (512 input values)
+	qNibbles    = 0x0f0f0f0f0f0f0f0f         // low nibble of every byte
+	qPanelDW    = 8 * 64                     // offset of dw in a panel block
+	qPanelDM    = qPanelDW + gemmPanel*4     // offset of dm in a panel block
+	qActScales  = gemmToks * 32              // offset of the scales in an activation block
+)
+
+// gemmqPacker expands one weight row (raw bytes, nb blocks of 32 values)
+// into row r (0..15) of a panel.
+type gemmqPacker func(row []byte, nb int, panel []byte, r int)
+
+// packerFor returns the panel packer of a format with an int8 prefill
+// path, nil for the others.
+func packerFor(t quant.Type) gemmqPacker {
+	switch t {
+	case quant.Q4_0:
+		return packQ4_0Panel
+	case quant.Q4_K:
+		return packQ4_KPanel
+	}
+	return nil
+}
+
+// panelOffset is the offset of row r's 4 bytes within a quad.
+func panelOffset(r int) int { return 32*(r/8) + 4*(r%8) }
+
+// putQuads stores the 32 values of one block of row r, given as four
+// little-endian words of 8 bytes (values 0..7, 8..15, 16..23, 24..31), into
+// the 8 quads of the panel block p.
+func putQuads(p []byte, r int, v0, v1, v2, v3 uint64) {
+	o := panelOffset(r)
+	p = p[:qPanelBlock]
+	binary.LittleEndian.PutUint32(p[o:], uint32(v0))
+	binary.LittleEndian.PutUint32(p[64+o:], uint32(v0>>32))
+	binary.LittleEndian.PutUint32(p[128+o:], uint32(v1))
+	binary.LittleEndian.PutUint32(p[192+o:], uint32(v1>>32))
+	binary.LittleEndian.PutUint32(p[256+o:], uint32(v2))
+	binary.LittleEndian.PutUint32(p[320+o:], uint32(v2>>32))
+	binary.LittleEndian.PutUint32(p[384+o:], uint32(v3))
+	binary.LittleEndian.PutUint32(p[448+o:], uint32(v3>>32))
+}
+
+func putScales(p []byte, r int, dw, dm float32) {
+	binary.LittleEndian.PutUint32(p[qPanelDW+4*r:], math.Float32bits(dw))
+	binary.LittleEndian.PutUint32(p[qPanelDM+4*r:], math.Float32bits(dm))
+}
+
+// clearPanelRow zeroes row r of every block of a panel (a row past the
+// end of the matrix contributes nothing).
+func clearPanelRow(panel []byte, nb, r int) {
+	for b := 0; b < nb; b++ {
+		p := panel[b*qPanelBlock : (b+1)*qPanelBlock]
+		putQuads(p, r, 0, 0, 0, 0)
+		putScales(p, r, 0, 0)
+	}
+}
+
+func packQ4_0Panel(row []byte, nb int, panel []byte, r int) {
+	t := f16Table()
+	for b := 0; b < nb; b++ {
+		blk := row[18*b : 18*b+18]
+		d := t[binary.LittleEndian.Uint16(blk)]
+		q0 := binary.LittleEndian.Uint64(blk[2:])
+		q1 := binary.LittleEndian.Uint64(blk[10:])
+		p := panel[b*qPanelBlock : (b+1)*qPanelBlock]
+		putQuads(p, r, q0&qNibbles, q1&qNibbles, q0>>4&qNibbles, q1>>4&qNibbles)
+		putScales(p, r, d, 8*d)
+	}
+}
+
+func packQ4_KPanel(row []byte, nb int, panel []byte, r int) {
+	t := f16Table()
+	for sb := 0; sb < nb/8; sb++ {
+		blk := row[144*sb : 144*sb+144]
+		d := t[binary.LittleEndian.Uint16(blk)]
+		dmin := t[binary.LittleEndian.Uint16(blk[2:])]
+		scales := blk[4:16]
+		for j := 0; j < 4; j++ {
+			qs := blk[16+32*j : 16+32*j+32]
+			v0 := binary.LittleEndian.Uint64(qs)
+			v1 := binary.LittleEndian.Uint64(qs[8:])
+			v2 := binary.LittleEndian.Uint64(qs[16:])
+			v3 := binary.LittleEndian.Uint64(qs[24:])
+			for h := 0; h < 2; h++ {
+				b := 8*sb + 2*j + h
+				sc, m := q4kScaleMin(2*j+h, scales)
+				sh := uint(4 * h)
+				p := panel[b*qPanelBlock : (b+1)*qPanelBlock]
+				putQuads(p, r, v0>>sh&qNibbles, v1>>sh&qNibbles, v2>>sh&qNibbles, v3>>sh&qNibbles)
+				putScales(p, r, d*float32(sc), dmin*float32(m))
+			}
+		}
+	}
+}
+
+// quantizeTile quantises tokens (each of len in, fewer than 6 for the last
+// tile; the rest of the tile is zero) into the activation tile dst: in
+// blocks of 32 with the rounding of quantizeQ8 (the Q8_0 form the Q4_0
+// products use), or with k in blocks of 256 with the rounding of
+// llama.cpp's quantize_row_q8_K_ref (the Q8_K form the K-quant products
+// use), each 256-value scale then repeated for its 8 blocks of 32.
+func quantizeTile(tokens [][]float32, dst []byte, k bool) {
+	nb := len(dst) / qActBlock
+	for t := 0; t < gemmToks; t++ {
+		if t >= len(tokens) {
+			for b := 0; b < nb; b++ {
+				blk := dst[b*qActBlock : (b+1)*qActBlock]
+				clear(blk[32*t : 32*t+32])
+				clear(blk[qActScales+8*t : qActScales+8*t+8])
+			}
+			continue
+		}
+		if k {
+			quantizeTokenQ8K(tokens[t], dst, t)
+		} else {
+			quantizeTokenQ8(tokens[t], dst, t)
+		}
+	}
+}
+
+// putActScales stores the scale d of token t's values in an activation
+// tile block, and d·sum.
+func putActScales(blk []byte, t int, d float32, sum int) {
+	sc := blk[qActScales+8*t : qActScales+8*t+8]
+	binary.LittleEndian.PutUint32(sc, math.Float32bits(d))
+	binary.LittleEndian.PutUint32(sc[4:], math.Float32bits(d*float32(sum)))
+}
+
+// quantizeTokenQ8 is quantizeQ8 into token t of an activation tile.
+func quantizeTokenQ8(x []float32, dst []byte, t int) {
+	for b := 0; b < len(dst)/qActBlock; b++ {
+		blk := dst[b*qActBlock : (b+1)*qActBlock]
+		xs := x[32*b : 32*b+32]
+		q := blk[32*t : 32*t+32]
+		var amax float32
+		for _, v := range xs {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		var id float32
+		if amax != 0 {
+			id = 127 / amax
+		}
+		sum := 0
+		for j, v := range xs {
+			qv := int8(math.RoundToEven(float64(v * id)))
+			q[j] = byte(qv)
+			sum += int(qv)
+		}
+		putActScales(blk, t, quant.F16ToF32(quant.F32ToF16(d)), sum)
+	}
+}
+
+// quantizeTokenQ8K quantises x in blocks of 256 as llama.cpp's
+// quantize_row_q8_K_ref into token t of an activation tile.
+func quantizeTokenQ8K(x []float32, dst []byte, t int) {
+	for kb := 0; kb < len(dst)/qActBlock/8; kb++ {
+		xs := x[256*kb : 256*kb+256]
+		var amax, mx float32
+		for _, v := range xs {
+			if av := float32(math.Abs(float64(v))); av > amax {
+				amax, mx = av, v
+			}
+		}
+		var iscale, d float32
+		if amax != 0 {
+			iscale = -127 / mx
+			d = 1 / iscale
+		}
+		for b := 8 * kb; b < 8*kb+8; b++ {
+			blk := dst[b*qActBlock : (b+1)*qActBlock]
+			q := blk[32*t : 32*t+32]
+			sum := 0
+			for j, v := range x[32*b : 32*b+32] {
+				qv := int8(min(127, math.RoundToEven(float64(iscale*v))))
+				q[j] = byte(qv)
+				sum += int(qv)
+			}
+			putActScales(blk, t, d, sum)
+		}
+	}
+}
+
+// fma32 returns a·b+c rounded once to float32 (up to the rare double
+// rounding through float64).
+func fma32(a, b, c float32) float32 {
+	return float32(math.FMA(float64(a), float64(b), float64(c)))
+}
+
+// gemmq16x6Generic is the pure-Go micro-kernel: over nb blocks of the
+// panel w and the activation tile a, for t < 6 and r < 16, with S the
+// block's integer dot product of row r and token t,
+// out[16t+r] += (S·d_a)·dw − dm·s_a.
+func gemmq16x6Generic(w, a []byte, nb int, out *[qTile]float32) {
+	for b := 0; b < nb; b++ {
+		p := w[b*qPanelBlock : (b+1)*qPanelBlock]
+		x := a[b*qActBlock : (b+1)*qActBlock]
+		for t := 0; t < gemmToks; t++ {
+			q := x[32*t : 32*t+32]
+			da := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*t:]))
+			sa := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*t+4:]))
+			for r := 0; r < gemmPanel; r++ {
+				o := panelOffset(r)
+				var s int32
+				for j := 0; j < 8; j++ {
+					for i := 0; i < 4; i++ {
+						s += int32(p[64*j+o+i]) * int32(int8(q[4*j+i]))
+					}
+				}
+				dw := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDW+4*r:]))
+				dm := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDM+4*r:]))
+				v := fma32(float32(s)*da, dw, out[gemmPanel*t+r])
+				out[gemmPanel*t+r] = fma32(-dm, sa, v)
+			}
+		}
+	}
+}
+
+// useGemmq reports whether the product with w runs on the int8 path.
+func (b *Backend) useGemmq(w *Weight) bool {
+	return !b.exact && packerFor(w.typ) != nil && w.rowLen%32 == 0
+}
+
+// gemmq computes d = s·wᵀ for a Q4_0 or Q4_K weight on the int8 path.
+func (b *Backend) gemmq(d, s *buffer, w *Weight) {
+	out, in, n := w.rows(), w.rowLen, s.rows
+	nb := in / 32
+	pack := packerFor(w.typ)
+	q8k := w.typ == quant.Q4_K // quantised as the matrix-vector product does
+	kern := gemmqKernel(b.k)
+	tiles := (n + gemmToks - 1) / gemmToks
+	panelBytes := nb * qPanelBlock
+	groupFloats := qGroup / gemmPanel * panelBytes / 4 // the packed panels
+	resFloats := tiles * qGroup / gemmPanel * qTile    // the group's outputs
+	actBytes := tiles * nb * qActBlock
+	actFloats := (actBytes + 3) / 4
+
+	// Worker 0's scratch holds the quantised activations, which every
+	// worker reads, then its own panels and outputs.
+	sc0 := b.scratchFor(0, actFloats+groupFloats+resFloats)
+	act := f32AsBytes(sc0[:actFloats])[:actBytes]
+	b.pool.parallel(tiles, 1, func(_, lo, hi int) {
+		var toks [gemmToks][]float32
+		for j := lo; j < hi; j++ {
+			nt := min(gemmToks, n-j*gemmToks)
+			for t := 0; t < nt; t++ {
+				tt := j*gemmToks + t
+				toks[t] = s.data[tt*in : (tt+1)*in]
+			}
+			quantizeTile(toks[:nt], act[j*nb*qActBlock:(j+1)*nb*qActBlock], q8k)
+		}
+	})
+
+	groups := (out + qGroup - 1) / qGroup
+	b.pool.parallel(groups, 1, func(worker, lo, hi int) {
+		var sc []float32
+		if worker == 0 {
+			sc = sc0[actFloats:]
+		} else {
+			sc = b.scratchFor(worker, groupFloats+resFloats)
+		}
+		packed := f32AsBytes(sc[:groupFloats])
+		res := sc[groupFloats : groupFloats+resFloats]
+		for g := lo; g < hi; g++ {
+			r0 := g * qGroup
+			nr := min(qGroup, out-r0)
+			panels := (nr + gemmPanel - 1) / gemmPanel
+			for p := 0; p < panels; p++ {
+				panel := packed[p*panelBytes : (p+1)*panelBytes]
+				for r := 0; r < gemmPanel; r++ {
+					if row := p*gemmPanel + r; row < nr {
+						pack(w.row(r0+row), nb, panel, r)
+					} else {
+						clearPanelRow(panel, nb, r)
+					}
+				}
+			}
+			res := res[:tiles*panels*qTile]
+			clear(res)
+			for k0 := 0; k0 < nb; k0 += qChunk {
+				kn := min(qChunk, nb-k0)
+				for j := 0; j < tiles; j++ {
+					a := act[(j*nb+k0)*qActBlock : (j*nb+k0+kn)*qActBlock]
+					for p := 0; p < panels; p++ {
+						o := (*[qTile]float32)(res[(j*panels+p)*qTile:])
+						kern(packed[p*panelBytes+k0*qPanelBlock:p*panelBytes+(k0+kn)*qPanelBlock], a, kn, o)
+					}
+				}
+			}
+			for t := 0; t < n; t++ {
+				j, tt := t/gemmToks, t%gemmToks
+				for p := 0; p < panels; p++ {
+					m := min(gemmPanel, nr-p*gemmPanel)
+					src := res[(j*panels+p)*qTile+gemmPanel*tt:]
+					copy(d.data[t*out+r0+p*gemmPanel:t*out+r0+p*gemmPanel+m], src[:m])
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,8 @@
+//go:build !amd64
+
+package cpu
+
+// gemmqKernel returns the int8 prefill micro-kernel: the pure-Go one.
+func gemmqKernel(*kernels) func(w, a []byte, nb int, out *[qTile]float32) {
+	return gemmq16x6Generic
+}

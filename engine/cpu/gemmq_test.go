@@ -1,0 +1,280 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
+
+// randomGemmqInputs returns a random panel and activation tile of nb
+// blocks. With integer set, every scale is 1 and every offset 0, so the
+// outputs are the integer dot products themselves (exact in float32).
+func randomGemmqInputs(rng *rand.Rand, nb int, integer bool) (w, a []byte) {
+	w = make([]byte, nb*qPanelBlock)
+	a = make([]byte, nb*qActBlock)
+	for b := 0; b < nb; b++ {
+		p := w[b*qPanelBlock:]
+		for i := 0; i < qPanelDW; i++ {
+			p[i] = byte(rng.IntN(16))
+		}
+		x := a[b*qActBlock:]
+		for i := 0; i < qActScales; i++ {
+			x[i] = byte(int8(rng.IntN(255) - 127))
+		}
+		for r := 0; r < gemmPanel; r++ {
+			dw, dm := float32(1), float32(0)
+			if !integer {
+				dw, dm = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			putScales(p, r, dw, dm)
+		}
+		for t := 0; t < gemmToks; t++ {
+			da, sa := float32(1), float32(0)
+			if !integer {
+				da, sa = float32(rng.Float64()/100), float32(rng.NormFloat64())
+			}
+			binary.LittleEndian.PutUint32(x[qActScales+8*t:], math.Float32bits(da))
+			binary.LittleEndian.PutUint32(x[qActScales+8*t+4:], math.Float32bits(sa))
+		}
+	}
+	return w, a
+}
+
+// TestGemmqKernel checks the SIMD micro-kernel against the pure-Go one:
+// exactly on integer sums (including the extreme ±127·15 products), to
+// float rounding with random scales; and the pure-Go one against a plain
+// dot product.
+func TestGemmqKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	fast := gemmqKernel(simdKernels(genericKernels()))
+	for _, nb := range []int{1, 2, 7, 16, 24} {
+		for _, integer := range []bool{true, false} {
+			w, a := randomGemmqInputs(rng, nb, integer)
+			if integer && nb == 2 { // the largest sums: 15 × ±127 everywhere
+				for i := 0; i < qPanelDW; i++ {
+					w[i], w[qPanelBlock+i] = 15, 15
+				}
+				for i := 0; i < qActScales; i++ {
+					a[i], a[qActBlock+i] = byte(0x81), 127 // -127, 127
+				}
+			}
+			var got, want [qTile]float32
+			for i := range got {
+				got[i] = float32(i)
+				want[i] = float32(i)
+			}
+			fast(w, a, nb, &got)
+			gemmq16x6Generic(w, a, nb, &want)
+			for i := range got {
+				if integer && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("nb=%d integer=%v: out[%d] = %g, pure Go %g", nb, integer, i, got[i], want[i])
+				}
+			}
+			if !integer {
+				continue
+			}
+			for tok := 0; tok < gemmToks; tok++ {
+				for r := 0; r < gemmPanel; r++ {
+					s := tok*gemmPanel + r // the initial value
+					for b := 0; b < nb; b++ {
+						for k := 0; k < 32; k++ {
+							wq := w[b*qPanelBlock+64*(k/4)+panelOffset(r)+k%4]
+							s += int(wq) * int(int8(a[b*qActBlock+32*tok+k]))
+						}
+					}
+					if want[tok*gemmPanel+r] != float32(s) {
+						t.Fatalf("nb=%d: pure Go out[%d][%d] = %g, want %d", nb, tok, r, want[tok*gemmPanel+r], s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestQuantizeTile checks that the activation tiles hold exactly what
+// quantizeQ8 makes of each token, and zeros past the last token.
+func TestQuantizeTile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	const in = 96
+	nb := in / 32
+	for _, n := range []int{1, 4, 6} {
+		toks := make([][]float32, n)
+		for i := range toks {
+			toks[i] = make([]float32, in)
+			for j := range toks[i] {
+				toks[i][j] = float32(rng.NormFloat64())
+			}
+		}
+		toks[0][5] = 0 // and a block of zeros
+		clear(toks[n-1][32:64])
+		dst := make([]byte, nb*qActBlock)
+		for i := range dst {
+			dst[i] = 0xff
+		}
+		quantizeTile(toks, dst, false)
+		for tok := 0; tok < gemmToks; tok++ {
+			var a q8Acts
+			if tok < n {
+				quantizeQ8(toks[tok], &a)
+			} else {
+				quantizeQ8(make([]float32, in), &a)
+			}
+			for b := 0; b < nb; b++ {
+				x := dst[b*qActBlock:]
+				for k := 0; k < 32; k++ {
+					if int8(x[32*tok+k]) != a.q[32*b+k] {
+						t.Fatalf("n=%d token %d block %d: q[%d] = %d, quantizeQ8 %d", n, tok, b, k, int8(x[32*tok+k]), a.q[32*b+k])
+					}
+				}
+				da := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*tok:]))
+				sa := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*tok+4:]))
+				if da != a.d[b] || sa != a.s[b] {
+					t.Fatalf("n=%d token %d block %d: d, s = %g, %g; quantizeQ8 %g, %g", n, tok, b, da, sa, a.d[b], a.s[b])
+				}
+			}
+		}
+	}
+}
+
+// TestQuantizeTileQ8K checks the Q8_K form of the activation tiles: per
+// 256 values the one of largest magnitude becomes -127 (the scale takes
+// its sign), every value is within half a step of d·q, and s = d·Σq.
+func TestQuantizeTileQ8K(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	const in = 512
+	nb := in / 32
+	toks := make([][]float32, 5)
+	for i := range toks {
+		toks[i] = make([]float32, in)
+		for j := range toks[i] {
+			toks[i][j] = float32(rng.NormFloat64())
+		}
+	}
+	clear(toks[2][256:]) // a block of zeros
+	dst := make([]byte, nb*qActBlock)
+	quantizeTile(toks, dst, true)
+	for tok := 0; tok < gemmToks; tok++ {
+		for kb := 0; kb < in/256; kb++ {
+			var x []float32
+			if tok < len(toks) {
+				x = toks[tok][256*kb : 256*kb+256]
+			} else {
+				x = make([]float32, 256)
+			}
+			var amax float32
+			for _, v := range x {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			for b := 8 * kb; b < 8*kb+8; b++ {
+				blk := dst[b*qActBlock:]
+				d := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok:]))
+				s := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok+4:]))
+				if math.Abs(float64(d)) != float64(amax)/127 && math.Abs(math.Abs(float64(d))-float64(amax)/127) > 1e-7*float64(amax) {
+					t.Fatalf("token %d block %d: |d| = %g, want %g", tok, b, d, amax/127)
+				}
+				sum := 0
+				for k := 0; k < 32; k++ {
+					q := int8(blk[32*tok+k])
+					sum += int(q)
+					v := x[32*(b-8*kb)+k]
+					if math.Abs(float64(v-d*float32(q))) > 0.5001*math.Abs(float64(d)) {
+						t.Fatalf("token %d block %d value %d: %g quantised to %d·%g", tok, b, k, v, q, d)
+					}
+					if v != 0 && math.Abs(float64(v)) == float64(amax) && q != -127 {
+						t.Fatalf("token %d block %d value %d: the largest magnitude %g quantised to %d", tok, b, k, v, q)
+					}
+				}
+				if s != d*float32(sum) {
+					t.Fatalf("token %d block %d: s = %g, want %g", tok, b, s, d*float32(sum))
+				}
+			}
+		}
+	}
+}
+
+// TestGemmqPack checks the panel packers against the row dequantisers:
+// dw·q − dm must be the dequantised weight.
+func TestGemmqPack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	const in = 512
+	nb := in / 32
+	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K} {
+		f := genericKernels().formats[typ]
+		panel := make([]byte, nb*qPanelBlock)
+		for r := 0; r < gemmPanel; r++ {
+			row := testRow(t, typ, in, rng)
+			packerFor(typ)(row, nb, panel, r)
+			want := make([]float32, in)
+			f.dequant(row, want)
+			for k := 0; k < in; k++ {
+				p := panel[(k/32)*qPanelBlock:]
+				q := p[64*(k%32/4)+panelOffset(r)+k%4]
+				dw := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDW+4*r:]))
+				dm := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDM+4*r:]))
+				if q > 15 {
+					t.Fatalf("%s row %d value %d: q = %d", typ, r, k, q)
+				}
+				if got := dw*float32(q) - dm; math.Abs(float64(got-want[k])) > 1e-6*(1+math.Abs(float64(want[k]))) {
+					t.Fatalf("%s row %d value %d: %g·%d − %g = %g, dequantised %g", typ, r, k, dw, q, dm, got, want[k])
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkGemmqKernel measures the int8 micro-kernel alone on a 16-block
+// (512-value) pass, the size the product uses, in L1/L2.
+func BenchmarkGemmqKernel(b *testing.B) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	const nb = qChunk
+	w, a := randomGemmqInputs(rng, nb, false)
+	for _, k := range []struct {
+		name string
+		fn   func(w, a []byte, nb int, out *[qTile]float32)
+	}{{"simd", gemmqKernel(simdKernels(genericKernels()))}, {"go", gemmq16x6Generic}} {
+		b.Run(k.name, func(b *testing.B) {
+			var out [qTile]float32
+			for b.Loop() {
+				k.fn(w, a, nb, &out)
+			}
+			b.ReportMetric(float64(qTile*32*nb)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}
+
+// BenchmarkGEMMPrefill compares the float32 path (Exact) with the int8
+// path on prefill shapes: 512 tokens through Q4_0 and Q4_K matrices of
+// phi-4-mini-like sizes, one thread.
+func BenchmarkGEMMPrefill(b *testing.B) {
+	rng := rand.New(rand.NewPCG(39, 40))
+	const n = 512
+	for _, shape := range [][2]int{{2048, 2048}, {11264, 2048}, {2048, 5632}} {
+		out, in := shape[0], shape[1]
+		for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K} {
+			for _, exact := range []bool{true, false} {
+				be := New(Options{Threads: 1, Exact: exact})
+				w := testWeight(b, be, typ, out, in, rng)
+				x := be.NewBuffer(n, in).(*buffer)
+				for i := range x.data {
+					x.data[i] = float32(rng.NormFloat64())
+				}
+				d := be.NewBuffer(n, out)
+				path := "int8"
+				if exact {
+					path = "f32"
+				}
+				b.Run(fmt.Sprintf("%dx%d/%s/%s", in, out, typ, path), func(b *testing.B) {
+					for b.Loop() {
+						be.MatMul(d, x, w)
+					}
+					b.ReportMetric(2*float64(out*in*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+				be.Close()
+			}
+		}
+	}
+}
