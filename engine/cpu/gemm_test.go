@@ -112,7 +112,7 @@ func q8RowRef(t *testing.T, typ quant.Type, row []byte, x []float32) float32 {
 	t.Helper()
 	nb := len(x) / 32
 	tile := make([]byte, nb*qActBlock)
-	quantizeTile([][]float32{x}, tile, typ == quant.Q4_K)
+	quantizeTile([][]float32{x}, tile, typ == quant.Q4_K, &q8BlocksGeneric)
 	w := make([]float32, len(x))
 	genericKernels().formats[typ].dequant(row, w)
 	var sum float64

@@ -130,90 +130,120 @@ func packQ4_KPanel(row []byte, nb int, panel []byte, r int) {
 	}
 }
 
+// q8BlockKernels are the two steps of quantising activations, in blocks
+// of 32 values.
+type q8BlockKernels struct {
+	// absMax sets amax[b] to the largest |x| of block b of x, for
+	// len(amax) blocks.
+	absMax func(x, amax []float32)
+	// scaleRound sets token t's values of activation tile block b of dst
+	// to x·scale[b] rounded to the nearest integer (ties to even, at most
+	// 127), and sums[b] to their sum, for len(scale) blocks.
+	scaleRound func(x, scale []float32, dst []byte, t int, sums []int32)
+}
+
+var q8BlocksGeneric = q8BlockKernels{absMaxGeneric, scaleRoundGeneric}
+
+func absMaxGeneric(x, amax []float32) {
+	for b := range amax {
+		var m float32
+		for _, v := range x[32*b : 32*b+32] {
+			m = max(m, float32(math.Abs(float64(v))))
+		}
+		amax[b] = m
+	}
+}
+
+func scaleRoundGeneric(x, scale []float32, dst []byte, t int, sums []int32) {
+	for b, sc := range scale {
+		q := dst[b*qActBlock+32*t : b*qActBlock+32*t+32]
+		var sum int32
+		for j, v := range x[32*b : 32*b+32] {
+			qv := int8(min(127, math.RoundToEven(float64(v*sc))))
+			q[j] = byte(qv)
+			sum += int32(qv)
+		}
+		sums[b] = sum
+	}
+}
+
 // quantizeTile quantises tokens (each of len in, fewer than 6 for the last
 // tile; the rest of the tile is zero) into the activation tile dst: in
 // blocks of 32 with the rounding of quantizeQ8 (the Q8_0 form the Q4_0
 // products use), or with k in blocks of 256 with the rounding of
 // llama.cpp's quantize_row_q8_K_ref (the Q8_K form the K-quant products
 // use), each 256-value scale then repeated for its 8 blocks of 32.
-func quantizeTile(tokens [][]float32, dst []byte, k bool) {
+func quantizeTile(tokens [][]float32, dst []byte, k bool, qk *q8BlockKernels) {
 	nb := len(dst) / qActBlock
 	for t := 0; t < gemmToks; t++ {
-		if t >= len(tokens) {
-			for b := 0; b < nb; b++ {
-				blk := dst[b*qActBlock : (b+1)*qActBlock]
-				clear(blk[32*t : 32*t+32])
-				clear(blk[qActScales+8*t : qActScales+8*t+8])
-			}
+		if t < len(tokens) {
+			quantizeToken(tokens[t], dst, t, k, qk)
 			continue
 		}
-		if k {
-			quantizeTokenQ8K(tokens[t], dst, t)
-		} else {
-			quantizeTokenQ8(tokens[t], dst, t)
-		}
-	}
-}
-
-// putActScales stores the scale d of token t's values in an activation
-// tile block, and d·sum.
-func putActScales(blk []byte, t int, d float32, sum int) {
-	sc := blk[qActScales+8*t : qActScales+8*t+8]
-	binary.LittleEndian.PutUint32(sc, math.Float32bits(d))
-	binary.LittleEndian.PutUint32(sc[4:], math.Float32bits(d*float32(sum)))
-}
-
-// quantizeTokenQ8 is quantizeQ8 into token t of an activation tile.
-func quantizeTokenQ8(x []float32, dst []byte, t int) {
-	for b := 0; b < len(dst)/qActBlock; b++ {
-		blk := dst[b*qActBlock : (b+1)*qActBlock]
-		xs := x[32*b : 32*b+32]
-		q := blk[32*t : 32*t+32]
-		var amax float32
-		for _, v := range xs {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		d := amax / 127
-		var id float32
-		if amax != 0 {
-			id = 127 / amax
-		}
-		sum := 0
-		for j, v := range xs {
-			qv := int8(math.RoundToEven(float64(v * id)))
-			q[j] = byte(qv)
-			sum += int(qv)
-		}
-		putActScales(blk, t, quant.F16ToF32(quant.F32ToF16(d)), sum)
-	}
-}
-
-// quantizeTokenQ8K quantises x in blocks of 256 as llama.cpp's
-// quantize_row_q8_K_ref into token t of an activation tile.
-func quantizeTokenQ8K(x []float32, dst []byte, t int) {
-	for kb := 0; kb < len(dst)/qActBlock/8; kb++ {
-		xs := x[256*kb : 256*kb+256]
-		var amax, mx float32
-		for _, v := range xs {
-			if av := float32(math.Abs(float64(v))); av > amax {
-				amax, mx = av, v
-			}
-		}
-		var iscale, d float32
-		if amax != 0 {
-			iscale = -127 / mx
-			d = 1 / iscale
-		}
-		for b := 8 * kb; b < 8*kb+8; b++ {
+		for b := 0; b < nb; b++ {
 			blk := dst[b*qActBlock : (b+1)*qActBlock]
-			q := blk[32*t : 32*t+32]
-			sum := 0
-			for j, v := range x[32*b : 32*b+32] {
-				qv := int8(min(127, math.RoundToEven(float64(iscale*v))))
-				q[j] = byte(qv)
-				sum += int(qv)
+			clear(blk[32*t : 32*t+32])
+			clear(blk[qActScales+8*t : qActScales+8*t+8])
+		}
+	}
+}
+
+// quantizeToken quantises x into token t of an activation tile (see
+// quantizeTile).
+func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels) {
+	const chunk = 64 // blocks at a time (a multiple of 8)
+	nb := len(dst) / qActBlock
+	var amax, scale [chunk]float32
+	var sums [chunk]int32
+	for c := 0; c < nb; c += chunk {
+		m := min(chunk, nb-c)
+		xs := x[32*c : 32*(c+m)]
+		qk.absMax(xs, amax[:m])
+		if k {
+			// The scale is −127/mx for the first value mx of largest
+			// magnitude in 256.
+			for kb := 0; kb < m; kb += 8 {
+				a := amax[kb]
+				for _, v := range amax[kb+1 : kb+8] {
+					a = max(a, v)
+				}
+				var iscale float32
+				if a != 0 {
+					b := kb
+					for amax[b] != a {
+						b++
+					}
+					for _, v := range xs[32*b : 32*b+32] {
+						if float32(math.Abs(float64(v))) == a {
+							iscale = -127 / v
+							break
+						}
+					}
+				}
+				for b := kb; b < kb+8; b++ {
+					scale[b] = iscale
+				}
 			}
-			putActScales(blk, t, d, sum)
+		} else {
+			for b, a := range amax[:m] {
+				scale[b] = 0
+				if a != 0 {
+					scale[b] = 127 / a // as llama.cpp's AVX2 quantize_row_q8_0
+				}
+			}
+		}
+		qk.scaleRound(xs, scale[:m], dst[c*qActBlock:], t, sums[:m])
+		for b := 0; b < m; b++ {
+			var d float32
+			switch {
+			case !k:
+				d = quant.F16ToF32(quant.F32ToF16(amax[b] / 127))
+			case scale[b] != 0:
+				d = 1 / scale[b]
+			}
+			sc := dst[(c+b)*qActBlock+qActScales+8*t:]
+			binary.LittleEndian.PutUint32(sc, math.Float32bits(d))
+			binary.LittleEndian.PutUint32(sc[4:], math.Float32bits(d*float32(sums[b])))
 		}
 	}
 }
@@ -264,7 +294,7 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 	nb := in / 32
 	pack := packerFor(w.typ)
 	q8k := w.typ == quant.Q4_K // quantised as the matrix-vector product does
-	kern := gemmqKernel(b.k)
+	kern, qk := gemmqKernel(b.k), q8BlocksFor(b.k)
 	tiles := (n + gemmToks - 1) / gemmToks
 	panelBytes := nb * qPanelBlock
 	groupFloats := qGroup / gemmPanel * panelBytes / 4 // the packed panels
@@ -284,7 +314,7 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 				tt := j*gemmToks + t
 				toks[t] = s.data[tt*in : (tt+1)*in]
 			}
-			quantizeTile(toks[:nt], act[j*nb*qActBlock:(j+1)*nb*qActBlock], q8k)
+			quantizeTile(toks[:nt], act[j*nb*qActBlock:(j+1)*nb*qActBlock], q8k, qk)
 		}
 	})
 

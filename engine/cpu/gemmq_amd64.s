@@ -364,3 +364,88 @@ gq16loop:
 	JNZ gq16loop
 	VZEROUPPER
 	RET
+
+DATA gemmqPerm<>+0(SB)/4, $0
+DATA gemmqPerm<>+4(SB)/4, $4
+DATA gemmqPerm<>+8(SB)/4, $1
+DATA gemmqPerm<>+12(SB)/4, $5
+DATA gemmqPerm<>+16(SB)/4, $2
+DATA gemmqPerm<>+20(SB)/4, $6
+DATA gemmqPerm<>+24(SB)/4, $3
+DATA gemmqPerm<>+28(SB)/4, $7
+GLOBL gemmqPerm<>(SB), RODATA|NOPTR, $32
+
+// func q8AbsMaxAVX2(x *float32, nb int, amax *float32)
+// amax[b] = max |x[i]| over block b (32 values) of x, for nb ≥ 1 blocks.
+TEXT ·q8AbsMaxAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ amax+16(FP), DI
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD $1, Y15, Y15
+q8amloop:
+	VANDPS (SI), Y15, Y0
+	VANDPS 32(SI), Y15, Y1
+	VANDPS 64(SI), Y15, Y2
+	VANDPS 96(SI), Y15, Y3
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $128, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNZ q8amloop
+	VZEROUPPER
+	RET
+
+// func q8ScaleRoundAVX2(x, scale *float32, nb int, dst *byte, sums *int32)
+// For nb ≥ 1 blocks b of 32 values: the bytes at dst+240b are
+// int8(x·scale[b]) rounded to nearest even (saturated to ±127..−128 as the
+// values never exceed), and sums[b] their sum.
+TEXT ·q8ScaleRoundAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ scale+8(FP), R8
+	MOVQ nb+16(FP), CX
+	MOVQ dst+24(FP), DI
+	MOVQ sums+32(FP), R9
+	VMOVDQU gemmqPerm<>(SB), Y7
+q8srloop:
+	VBROADCASTSS (R8), Y4
+	VMULPS (SI), Y4, Y0
+	VMULPS 32(SI), Y4, Y1
+	VMULPS 64(SI), Y4, Y2
+	VMULPS 96(SI), Y4, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPADDD Y1, Y0, Y5
+	VPADDD Y3, Y2, Y6
+	VPADDD Y6, Y5, Y5
+	VEXTRACTI128 $1, Y5, X6
+	VPADDD X6, X5, X5
+	VPSHUFD $0x4e, X5, X6
+	VPADDD X6, X5, X5
+	VPSHUFD $0xb1, X5, X6
+	VPADDD X6, X5, X5
+	VMOVD X5, (R9)
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD Y0, Y7, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ $128, SI
+	ADDQ $4, R8
+	ADDQ $240, DI
+	ADDQ $4, R9
+	DECQ CX
+	JNZ q8srloop
+	VZEROUPPER
+	RET

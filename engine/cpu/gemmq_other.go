@@ -6,3 +6,6 @@ package cpu
 func gemmqKernel(*kernels) func(w, a []byte, nb int, out *[qTile]float32) {
 	return gemmq16x6Generic
 }
+
+// q8BlocksFor returns the activation quantisers: the pure-Go ones.
+func q8BlocksFor(*kernels) *q8BlockKernels { return &q8BlocksGeneric }

@@ -111,38 +111,46 @@ func TestQuantizeTile(t *testing.T) {
 		}
 		toks[0][5] = 0 // and a block of zeros
 		clear(toks[n-1][32:64])
-		dst := make([]byte, nb*qActBlock)
-		for i := range dst {
-			dst[i] = 0xff
-		}
-		quantizeTile(toks, dst, false)
-		for tok := 0; tok < gemmToks; tok++ {
-			var a q8Acts
-			if tok < n {
-				quantizeQ8(toks[tok], &a)
-			} else {
-				quantizeQ8(make([]float32, in), &a)
+		for _, qk := range q8BlockSets() {
+			dst := make([]byte, nb*qActBlock)
+			for i := range dst {
+				dst[i] = 0xff
 			}
-			for b := 0; b < nb; b++ {
-				x := dst[b*qActBlock:]
-				for k := 0; k < 32; k++ {
-					if int8(x[32*tok+k]) != a.q[32*b+k] {
-						t.Fatalf("n=%d token %d block %d: q[%d] = %d, quantizeQ8 %d", n, tok, b, k, int8(x[32*tok+k]), a.q[32*b+k])
-					}
+			quantizeTile(toks, dst, false, qk)
+			for tok := 0; tok < gemmToks; tok++ {
+				var a q8Acts
+				if tok < n {
+					quantizeQ8(toks[tok], &a)
+				} else {
+					quantizeQ8(make([]float32, in), &a)
 				}
-				da := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*tok:]))
-				sa := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*tok+4:]))
-				if da != a.d[b] || sa != a.s[b] {
-					t.Fatalf("n=%d token %d block %d: d, s = %g, %g; quantizeQ8 %g, %g", n, tok, b, da, sa, a.d[b], a.s[b])
+				for b := 0; b < nb; b++ {
+					x := dst[b*qActBlock:]
+					for k := 0; k < 32; k++ {
+						if int8(x[32*tok+k]) != a.q[32*b+k] {
+							t.Fatalf("n=%d token %d block %d: q[%d] = %d, quantizeQ8 %d", n, tok, b, k, int8(x[32*tok+k]), a.q[32*b+k])
+						}
+					}
+					da := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*tok:]))
+					sa := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*tok+4:]))
+					if da != a.d[b] || sa != a.s[b] {
+						t.Fatalf("n=%d token %d block %d: d, s = %g, %g; quantizeQ8 %g, %g", n, tok, b, da, sa, a.d[b], a.s[b])
+					}
 				}
 			}
 		}
 	}
 }
 
+// q8BlockSets returns the pure-Go activation quantisers and those of the
+// SIMD kernel set.
+func q8BlockSets() []*q8BlockKernels {
+	return []*q8BlockKernels{&q8BlocksGeneric, q8BlocksFor(simdKernels(genericKernels()))}
+}
+
 // TestQuantizeTileQ8K checks the Q8_K form of the activation tiles: per
-// 256 values the one of largest magnitude becomes -127 (the scale takes
-// its sign), every value is within half a step of d·q, and s = d·Σq.
+// 256 values the first of largest magnitude becomes -127 (the scale takes
+// its sign; one of the opposite sign then 127), every value is within half a step of d·q, and s = d·Σq.
 func TestQuantizeTileQ8K(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	const in = 512
@@ -155,8 +163,19 @@ func TestQuantizeTileQ8K(t *testing.T) {
 		}
 	}
 	clear(toks[2][256:]) // a block of zeros
-	dst := make([]byte, nb*qActBlock)
-	quantizeTile(toks, dst, true)
+	toks[3][300] = -10   // the largest magnitude twice: the first sets the sign
+	toks[3][301] = 10
+	toks[4][7] = 10
+	toks[4][100] = -10
+	var dst []byte
+	for i, qk := range q8BlockSets() {
+		d := make([]byte, nb*qActBlock)
+		quantizeTile(toks, d, true, qk)
+		if i > 0 && string(d) != string(dst) {
+			t.Fatal("SIMD Q8_K tile differs from the pure-Go one")
+		}
+		dst = d
+	}
 	for tok := 0; tok < gemmToks; tok++ {
 		for kb := 0; kb < in/256; kb++ {
 			var x []float32
@@ -184,7 +203,7 @@ func TestQuantizeTileQ8K(t *testing.T) {
 					if math.Abs(float64(v-d*float32(q))) > 0.5001*math.Abs(float64(d)) {
 						t.Fatalf("token %d block %d value %d: %g quantised to %d·%g", tok, b, k, v, q, d)
 					}
-					if v != 0 && math.Abs(float64(v)) == float64(amax) && q != -127 {
+					if v != 0 && math.Abs(float64(v)) == float64(amax) && q != -127 && (q != 127 || d*v < 0) {
 						t.Fatalf("token %d block %d value %d: the largest magnitude %g quantised to %d", tok, b, k, v, q)
 					}
 				}
@@ -256,24 +275,24 @@ func BenchmarkGEMMPrefill(b *testing.B) {
 		out, in := shape[0], shape[1]
 		for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K} {
 			for _, exact := range []bool{true, false} {
-				be := New(Options{Threads: 1, Exact: exact})
-				w := testWeight(b, be, typ, out, in, rng)
-				x := be.NewBuffer(n, in).(*buffer)
-				for i := range x.data {
-					x.data[i] = float32(rng.NormFloat64())
-				}
-				d := be.NewBuffer(n, out)
 				path := "int8"
 				if exact {
 					path = "f32"
 				}
 				b.Run(fmt.Sprintf("%dx%d/%s/%s", in, out, typ, path), func(b *testing.B) {
+					be := New(Options{Threads: 1, Exact: exact})
+					defer be.Close()
+					w := testWeight(b, be, typ, out, in, rng)
+					x := be.NewBuffer(n, in).(*buffer)
+					for i := range x.data {
+						x.data[i] = float32(rng.NormFloat64())
+					}
+					d := be.NewBuffer(n, out)
 					for b.Loop() {
 						be.MatMul(d, x, w)
 					}
 					b.ReportMetric(2*float64(out*in*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 				})
-				be.Close()
 			}
 		}
 	}
