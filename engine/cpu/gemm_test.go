@@ -48,7 +48,7 @@ func TestMatMulBatched(t *testing.T) {
 				ins = []int{256, 768}
 			}
 			rowRef, int8Path := ref, !opts.Exact && (typ == quant.Q4_0 || typ == quant.Q4_K)
-			if int8Path && typ == quant.Q4_0 {
+			if int8Path {
 				rowRef = refQ8
 			}
 			outs, ns := []int{1, 5, 16, 37}, []int{2, 3, 4, 7}
@@ -72,15 +72,7 @@ func TestMatMulBatched(t *testing.T) {
 						b.MatMul(got, x, w)
 						for j := 0; j < n; j++ {
 							want := rowRef.NewBuffer(1, out).(*buffer)
-							if int8Path && typ == quant.Q4_K {
-								// Q8_K activations, as llama.cpp (and the
-								// lead's gemv, in progress) use for Q4_K.
-								for r := range want.data {
-									want.data[r] = q8RowRef(t, typ, w.row(r), x.data[j*in:(j+1)*in])
-								}
-							} else {
-								rowRef.MatMul(want, b.Rows(x, j, 1), wRef)
-							}
+							rowRef.MatMul(want, b.Rows(x, j, 1), wRef)
 							if int8Path {
 								// And the same from the dequantised weights and activations.
 								for r := range want.data {

@@ -42,20 +42,32 @@ const (
 	qActScales  = gemmToks * 32              // offset of the scales in an activation block
 )
 
-// gemmqPacker expands one weight row (raw bytes, nb blocks of 32 values)
-// into row r (0..15) of a panel.
-type gemmqPacker func(row []byte, nb int, panel []byte, r int)
+// gemmqPacker expands 16 weight rows (raw bytes, nb blocks of 32 values
+// each) into a panel.
+type gemmqPacker func(rows *[gemmPanel][]byte, nb int, panel []byte)
 
-// packerFor returns the panel packer of a format with an int8 prefill
-// path, nil for the others.
-func packerFor(t quant.Type) gemmqPacker {
+// packerFor returns the panel packer of the kernel set k for a format with
+// an int8 prefill path, nil for the others.
+func packerFor(t quant.Type, k *kernels) gemmqPacker {
+	if p := fastPacker(t, k); p != nil {
+		return p
+	}
 	switch t {
 	case quant.Q4_0:
-		return packQ4_0Panel
+		return packRows(packQ4_0Panel)
 	case quant.Q4_K:
-		return packQ4_KPanel
+		return packRows(packQ4_KPanel)
 	}
 	return nil
+}
+
+// packRows makes a panel packer of a row packer.
+func packRows(pack func(row []byte, nb int, panel []byte, r int)) gemmqPacker {
+	return func(rows *[gemmPanel][]byte, nb int, panel []byte) {
+		for r, row := range rows {
+			pack(row, nb, panel, r)
+		}
+	}
 }
 
 // panelOffset is the offset of row r's 4 bytes within a quad.
@@ -82,16 +94,7 @@ func putScales(p []byte, r int, dw, dm float32) {
 	binary.LittleEndian.PutUint32(p[qPanelDM+4*r:], math.Float32bits(dm))
 }
 
-// clearPanelRow zeroes row r of every block of a panel (a row past the
-// end of the matrix contributes nothing).
-func clearPanelRow(panel []byte, nb, r int) {
-	for b := 0; b < nb; b++ {
-		p := panel[b*qPanelBlock : (b+1)*qPanelBlock]
-		putQuads(p, r, 0, 0, 0, 0)
-		putScales(p, r, 0, 0)
-	}
-}
-
+// packQ4_0Panel stores row r of a panel from a Q4_0 row.
 func packQ4_0Panel(row []byte, nb int, panel []byte, r int) {
 	t := f16Table()
 	for b := 0; b < nb; b++ {
@@ -105,6 +108,7 @@ func packQ4_0Panel(row []byte, nb int, panel []byte, r int) {
 	}
 }
 
+// packQ4_KPanel stores row r of a panel from a Q4_K row.
 func packQ4_KPanel(row []byte, nb int, panel []byte, r int) {
 	t := f16Table()
 	for sb := 0; sb < nb/8; sb++ {
@@ -283,16 +287,40 @@ func gemmq16x6Generic(w, a []byte, nb int, out *[qTile]float32) {
 	}
 }
 
+// packQ4_0Scales stores the scales of row r of a panel from a Q4_0 row.
+func packQ4_0Scales(row []byte, nb int, panel []byte, r int) {
+	t := f16Table()
+	for b := 0; b < nb; b++ {
+		d := t[binary.LittleEndian.Uint16(row[18*b:])]
+		putScales(panel[b*qPanelBlock:(b+1)*qPanelBlock], r, d, 8*d)
+	}
+}
+
+// packQ4_KScales stores the scales of row r of a panel from a Q4_K row.
+func packQ4_KScales(row []byte, nb int, panel []byte, r int) {
+	t := f16Table()
+	for sb := 0; sb < nb/8; sb++ {
+		blk := row[144*sb : 144*sb+16]
+		d := t[binary.LittleEndian.Uint16(blk)]
+		dmin := t[binary.LittleEndian.Uint16(blk[2:])]
+		for j := 0; j < 8; j++ {
+			sc, m := q4kScaleMin(j, blk[4:16])
+			b := 8*sb + j
+			putScales(panel[b*qPanelBlock:(b+1)*qPanelBlock], r, d*float32(sc), dmin*float32(m))
+		}
+	}
+}
+
 // useGemmq reports whether the product with w runs on the int8 path.
 func (b *Backend) useGemmq(w *Weight) bool {
-	return !b.exact && packerFor(w.typ) != nil && w.rowLen%32 == 0
+	return !b.exact && packerFor(w.typ, b.k) != nil && w.rowLen%32 == 0
 }
 
 // gemmq computes d = s·wᵀ for a Q4_0 or Q4_K weight on the int8 path.
 func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 	out, in, n := w.rows(), w.rowLen, s.rows
 	nb := in / 32
-	pack := packerFor(w.typ)
+	pack := packerFor(w.typ, b.k)
 	q8k := w.typ == quant.Q4_K // quantised as the matrix-vector product does
 	kern, qk := gemmqKernel(b.k), q8BlocksFor(b.k)
 	tiles := (n + gemmToks - 1) / gemmToks
@@ -318,6 +346,7 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 		}
 	})
 
+	zero := make([]byte, w.rowBytes)
 	groups := (out + qGroup - 1) / qGroup
 	b.pool.parallel(groups, 1, func(worker, lo, hi int) {
 		var sc []float32
@@ -333,14 +362,14 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 			nr := min(qGroup, out-r0)
 			panels := (nr + gemmPanel - 1) / gemmPanel
 			for p := 0; p < panels; p++ {
-				panel := packed[p*panelBytes : (p+1)*panelBytes]
-				for r := 0; r < gemmPanel; r++ {
+				var rows [gemmPanel][]byte
+				for r := range rows {
+					rows[r] = zero // past the last row
 					if row := p*gemmPanel + r; row < nr {
-						pack(w.row(r0+row), nb, panel, r)
-					} else {
-						clearPanelRow(panel, nb, r)
+						rows[r] = w.row(r0 + row)
 					}
 				}
+				pack(&rows, nb, packed[p*panelBytes:(p+1)*panelBytes])
 			}
 			res := res[:tiles*panels*qTile]
 			clear(res)

@@ -1,5 +1,7 @@
 package cpu
 
+import "github.com/phi4mac/phi4mac/engine/quant"
+
 //go:noescape
 func gemmq16x6AVX2(w, a *byte, nb int, out *[qTile]float32)
 
@@ -51,4 +53,42 @@ func q8BlocksFor(k *kernels) *q8BlockKernels {
 		return &q8BlocksGeneric
 	}
 	return &q8BlocksAVX2
+}
+
+//go:noescape
+func packQ4_0QuadsAVX2(rows *[gemmPanel]*byte, nb int, dst *byte)
+
+//go:noescape
+func packQ4_KQuadsAVX2(rows *[gemmPanel]*byte, nsb int, dst *byte)
+
+// fastPacker returns the AVX2 panel packer for t, nil if there is none.
+func fastPacker(t quant.Type, k *kernels) gemmqPacker {
+	if k.name == "go" || !hasAVX2() {
+		return nil
+	}
+	var quads func(rows *[gemmPanel]*byte, n int, dst *byte)
+	var scales func(row []byte, nb int, panel []byte, r int)
+	per, rowBytes := 1, 18 // panel blocks per quads call unit, bytes per unit
+	switch t {
+	case quant.Q4_0:
+		quads, scales = packQ4_0QuadsAVX2, packQ4_0Scales
+	case quant.Q4_K:
+		quads, scales, per, rowBytes = packQ4_KQuadsAVX2, packQ4_KScales, 8, 144
+	default:
+		return nil
+	}
+	return func(rows *[gemmPanel][]byte, nb int, panel []byte) {
+		units := nb / per
+		if units == 0 {
+			return
+		}
+		_ = panel[nb*qPanelBlock-1]
+		var ptrs [gemmPanel]*byte
+		for r, row := range rows {
+			_ = row[units*rowBytes-1]
+			ptrs[r] = &row[0]
+			scales(row, nb, panel, r)
+		}
+		quads(&ptrs, units, &panel[0])
+	}
 }

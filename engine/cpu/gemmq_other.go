@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/phi4mac/phi4mac/engine/quant"
+
 // gemmqKernel returns the int8 prefill micro-kernel: the pure-Go one.
 func gemmqKernel(*kernels) func(w, a []byte, nb int, out *[qTile]float32) {
 	return gemmq16x6Generic
@@ -9,3 +11,6 @@ func gemmqKernel(*kernels) func(w, a []byte, nb int, out *[qTile]float32) {
 
 // q8BlocksFor returns the activation quantisers: the pure-Go ones.
 func q8BlocksFor(*kernels) *q8BlockKernels { return &q8BlocksGeneric }
+
+// fastPacker returns nil: there are only the pure-Go panel packers.
+func fastPacker(quant.Type, *kernels) gemmqPacker { return nil }

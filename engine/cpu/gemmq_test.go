@@ -215,18 +215,33 @@ func TestQuantizeTileQ8K(t *testing.T) {
 	}
 }
 
-// TestGemmqPack checks the panel packers against the row dequantisers:
-// dw·q − dm must be the dequantised weight.
+// TestGemmqPack checks the panel packers against the row dequantisers
+// (dw·q − dm must be the dequantised weight), and the SIMD packers against
+// the pure-Go ones byte for byte.
 func TestGemmqPack(t *testing.T) {
 	rng := rand.New(rand.NewPCG(35, 36))
 	const in = 512
 	nb := in / 32
 	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K} {
 		f := genericKernels().formats[typ]
-		panel := make([]byte, nb*qPanelBlock)
-		for r := 0; r < gemmPanel; r++ {
-			row := testRow(t, typ, in, rng)
-			packerFor(typ)(row, nb, panel, r)
+		var rows [gemmPanel][]byte
+		for r := range rows {
+			rows[r] = testRow(t, typ, in, rng)
+		}
+		var panels [][]byte
+		for _, k := range []*kernels{genericKernels(), simdKernels(genericKernels())} {
+			panel := make([]byte, nb*qPanelBlock)
+			for i := range panel {
+				panel[i] = 0xee
+			}
+			packerFor(typ, k)(&rows, nb, panel)
+			panels = append(panels, panel)
+		}
+		if string(panels[0]) != string(panels[1]) {
+			t.Errorf("%s: the SIMD panel differs from the pure-Go one", typ)
+		}
+		panel := panels[0]
+		for r, row := range rows {
 			want := make([]float32, in)
 			f.dequant(row, want)
 			for k := 0; k < in; k++ {
