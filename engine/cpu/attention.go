@@ -82,44 +82,58 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 	}
 	group := heads / kvh
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	dotK := b.k.formats[quant.F16].dot
-	if c.elem == 4 {
-		dotK = b.k.formats[quant.F32].dot
-	}
-	axpyF32 := b.k.axpyF32
-	tasks := n * heads
+	// One task per token and KV group: the group's query heads (up to four
+	// at a time) share each key and value row as it is loaded and
+	// converted, so the cache is read once per group, not once per head.
+	tasks := n * kvh
 	b.pool.parallel(tasks, b.pool.grainFor(tasks, 1), func(worker, lo, hi int) {
-		scores := b.scratchFor(worker, pos0+n)
+		scores := b.scratchFor(worker, min(group, attnHeads)*(pos0+n))
 		for t := lo; t < hi; t++ {
-			i, h := t/heads, t%heads
-			g := h / group
-			q := s.data[i*s.cols+h*hd : i*s.cols+(h+1)*hd]
+			i, g := t/kvh, t%kvh
 			np := pos0 + i + 1
-			sc := scores[:np]
-			if c.elem == 2 {
-				b.k.attnScoresF16(q, kl[g*sp.Ctx*hd*2:(g*sp.Ctx+np)*hd*2], scale, sc)
-			} else {
-				for p := range sc {
-					sc[p] = dotK(c.slot(kl, g, p), q) * scale
+			keys := kl[g*sp.Ctx*hd*c.elem : (g*sp.Ctx+np)*hd*c.elem]
+			vals := vl[g*sp.Ctx*hd*c.elem : (g*sp.Ctx+np)*hd*c.elem]
+			for h0 := g * group; h0 < (g+1)*group; h0 += attnHeads {
+				gn := min(attnHeads, (g+1)*group-h0)
+				q := s.data[i*s.cols+h0*hd : i*s.cols+(h0+gn)*hd]
+				out := d.data[i*d.cols+h0*hd : i*d.cols+(h0+gn)*hd]
+				sc := scores[:gn*np]
+				if c.elem == 2 {
+					b.k.attnScoresF16(q, gn, keys, np, scale, sc, np)
+				} else {
+					for h := 0; h < gn; h++ {
+						for p := 0; p < np; p++ {
+							sc[h*np+p] = b.k.dotF32(bytesAsF32(keys[p*hd*4:], hd), q[h*hd:(h+1)*hd]) * scale
+						}
+					}
 				}
-			}
-			mx := float32(math.Inf(-1))
-			for _, v := range sc {
-				mx = max(mx, v)
-			}
-			inv := 1 / b.k.expSubSum(sc, mx)
-			for p := range sc {
-				sc[p] *= inv
-			}
-			out := d.data[i*d.cols+h*hd : i*d.cols+(h+1)*hd]
-			if c.elem == 2 {
-				b.k.attnValuesF16(sc, vl[g*sp.Ctx*hd*2:(g*sp.Ctx+np)*hd*2], out)
-				continue
-			}
-			clear(out)
-			for p, e := range sc {
-				axpyF32(e, bytesAsF32(c.slot(vl, g, p), hd), out)
+				for h := 0; h < gn; h++ {
+					row := sc[h*np : (h+1)*np]
+					mx := float32(math.Inf(-1))
+					for _, v := range row {
+						mx = max(mx, v)
+					}
+					inv := 1 / b.k.expSubSum(row, mx)
+					for p := range row {
+						row[p] *= inv
+					}
+				}
+				if c.elem == 2 {
+					b.k.attnValuesF16(sc, np, vals, np, out, gn)
+					continue
+				}
+				for h := 0; h < gn; h++ {
+					o := out[h*hd : (h+1)*hd]
+					clear(o)
+					for p, e := range sc[h*np : (h+1)*np] {
+						b.k.axpyF32(e, bytesAsF32(vals[p*hd*4:], hd), o)
+					}
+				}
 			}
 		}
 	})
 }
+
+// attnHeads is the number of query heads the attention kernels serve in
+// one pass over a KV group's cache.
+const attnHeads = 4

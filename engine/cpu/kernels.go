@@ -42,26 +42,35 @@ type kernels struct {
 	// expSubSum sets x[i] = exp(x[i]-m) and returns the sum of the new
 	// values (the softmax numerators and denominator).
 	expSubSum func(x []float32, m float32) float32
-	// attnScoresF16 sets out[p] = scale·q·k[p] for len(out) consecutive
-	// half-float key rows of len(q) values.
-	attnScoresF16 func(q []float32, k []byte, scale float32, out []float32)
-	// attnValuesF16 sets out = Σ_p w[p]·v[p] over len(w) consecutive
-	// half-float value rows of len(out) values.
-	attnValuesF16 func(w []float32, v []byte, out []float32)
+	// attnScoresF16 sets out[h·stride+p] = scale·q_h·k_p for the g
+	// queries of one KV group, q_h = q[h·hd:(h+1)·hd] with hd = len(q)/g,
+	// and npos consecutive half-float key rows k_p of hd values.
+	attnScoresF16 func(q []float32, g int, k []byte, npos int, scale float32, out []float32, stride int)
+	// attnValuesF16 sets out[h·hd:(h+1)·hd] = Σ_p w[h·stride+p]·v_p for
+	// the g queries of one KV group, hd = len(out)/g, over npos
+	// consecutive half-float value rows v_p of hd values.
+	attnValuesF16 func(w []float32, stride int, v []byte, npos int, out []float32, g int)
 }
 
-func attnScoresF16Generic(q []float32, k []byte, scale float32, out []float32) {
-	hd := len(q)
-	for p := range out {
-		out[p] = scale * dotF16Generic(k[2*hd*p:2*hd*(p+1)], q)
+func attnScoresF16Generic(q []float32, g int, k []byte, npos int, scale float32, out []float32, stride int) {
+	hd := len(q) / g
+	for h := 0; h < g; h++ {
+		qh := q[h*hd : (h+1)*hd]
+		o := out[h*stride : h*stride+npos]
+		for p := range o {
+			o[p] = scale * dotF16Generic(k[2*hd*p:2*hd*(p+1)], qh)
+		}
 	}
 }
 
-func attnValuesF16Generic(w []float32, v []byte, out []float32) {
-	hd := len(out)
-	clear(out)
-	for p, a := range w {
-		axpyF16Generic(a, v[2*hd*p:2*hd*(p+1)], out)
+func attnValuesF16Generic(w []float32, stride int, v []byte, npos int, out []float32, g int) {
+	hd := len(out) / g
+	for h := 0; h < g; h++ {
+		o := out[h*hd : (h+1)*hd]
+		clear(o)
+		for p, a := range w[h*stride : h*stride+npos] {
+			axpyF16Generic(a, v[2*hd*p:2*hd*(p+1)], o)
+		}
 	}
 }
 

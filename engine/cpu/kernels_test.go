@@ -319,37 +319,66 @@ func BenchmarkDotQ8Rows(b *testing.B) {
 
 func TestAttentionKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	g := genericKernels()
+	gk := genericKernels()
 	for _, k := range kernelSets() {
 		for _, hd := range []int{4, 8, 16, 40, 64, 96, 128} {
-			for _, np := range []int{1, 2, 7, 33} {
-				q := make([]float32, hd)
-				for i := range q {
-					q[i] = float32(rng.NormFloat64())
-				}
-				kv := make([]float32, hd*np)
-				for i := range kv {
-					kv[i] = float32(rng.NormFloat64())
-				}
-				kb := make([]byte, 2*len(kv))
-				f32ToF16RowGeneric(kv, kb)
-				got, want := make([]float32, np), make([]float32, np)
-				k.attnScoresF16(q, kb, 0.125, got)
-				g.attnScoresF16(q, kb, 0.125, want)
-				for p := range want {
-					if math.Abs(float64(got[p]-want[p])) > 1e-4 {
-						t.Fatalf("%s scores hd=%d np=%d [%d]: %g, want %g", k.name, hd, np, p, got[p], want[p])
+			for _, np := range []int{1, 2, 7, 33, 40, 100} {
+				for _, g := range []int{1, 2, 3, 4, 6} {
+					q := make([]float32, g*hd)
+					for i := range q {
+						q[i] = float32(rng.NormFloat64())
 					}
-				}
-				vo, vw := make([]float32, hd), make([]float32, hd)
-				for i := range vo {
-					vo[i] = 99 // must be overwritten
-				}
-				k.attnValuesF16(want, kb, vo)
-				g.attnValuesF16(want, kb, vw)
-				for i := range vw {
-					if math.Abs(float64(vo[i]-vw[i])) > 1e-4 {
-						t.Fatalf("%s values hd=%d np=%d [%d]: %g, want %g", k.name, hd, np, i, vo[i], vw[i])
+					kv := make([]float32, hd*np)
+					for i := range kv {
+						kv[i] = float32(rng.NormFloat64())
+					}
+					kb := make([]byte, 2*len(kv))
+					f32ToF16RowGeneric(kv, kb)
+					stride := np + 3 // rows of the score matrix are apart
+					got, want := make([]float32, g*stride+16), make([]float32, g*stride)
+					for i := range got {
+						got[i] = 99
+					}
+					k.attnScoresF16(q, g, kb, np, 0.125, got[:(g-1)*stride+np], stride)
+					for i, v := range got[(g-1)*stride+np:] {
+						if v != 99 {
+							t.Fatalf("%s scores hd=%d np=%d g=%d: wrote %g past the end (+%d)", k.name, hd, np, g, v, i)
+						}
+					}
+					for h := 0; h < g; h++ {
+						for p := 0; p < np; p++ {
+							// The reference: one query, one key at a time.
+							want[h*stride+p] = 0.125 * dotF16Generic(kb[2*hd*p:2*hd*(p+1)], q[h*hd:(h+1)*hd])
+							if e, w := got[h*stride+p], want[h*stride+p]; math.Abs(float64(e-w)) > 1e-4 {
+								t.Fatalf("%s scores hd=%d np=%d g=%d [%d][%d]: %g, want %g", k.name, hd, np, g, h, p, e, w)
+							}
+						}
+					}
+					// Guards after each output catch writes past its end.
+					const guard = 16
+					vo, vw := make([]float32, g*hd+guard), make([]float32, g*hd)
+					for i := range vo {
+						vo[i] = 99 // must be overwritten, and the guards kept
+					}
+					k.attnValuesF16(want, stride, kb, np, vo[:g*hd], g)
+					for i, v := range vo[g*hd:] {
+						if v != 99 {
+							t.Fatalf("%s values hd=%d np=%d g=%d: wrote %g past the end (+%d)", k.name, hd, np, g, v, i)
+						}
+					}
+					gk.attnValuesF16(want, stride, kb, np, vw, g)
+					for h := 0; h < g; h++ {
+						for i := 0; i < hd; i++ {
+							var e float64 // one weight at a time, in float64
+							for p := 0; p < np; p++ {
+								e += float64(want[h*stride+p]) * float64(quant.F16ToF32(binary.LittleEndian.Uint16(kb[2*(hd*p+i):])))
+							}
+							for name, v := range map[string]float32{k.name: vo[h*hd+i], "go": vw[h*hd+i]} {
+								if math.Abs(float64(v)-e) > 1e-4*(1+math.Abs(e)) {
+									t.Fatalf("%s values hd=%d np=%d g=%d [%d][%d]: %g, want %g", name, hd, np, g, h, i, v, e)
+								}
+							}
+						}
 					}
 				}
 			}

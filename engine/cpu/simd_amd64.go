@@ -37,10 +37,10 @@ func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 func dotQ4_0Q8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
 
 //go:noescape
-func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
+func attnScoresF16GAVX2(q *float32, heads int, k *byte, npos, hd int, scale float32, out *float32, stride int)
 
 //go:noescape
-func attnValuesF16AVX2(w *float32, v *byte, npos, hd int, out *float32)
+func attnValuesF16GAVX2(w *float32, stride int, v *byte, npos, hd, heads int, out *float32)
 
 //go:noescape
 func dotBF16AVX2(w *byte, x *float32, n int) float32
@@ -184,23 +184,23 @@ func simdKernels(k *kernels) *kernels {
 		}
 		f32ToF16RowGeneric(src[n:], dst[2*n:])
 	}
-	s.attnScoresF16 = func(q []float32, k []byte, scale float32, out []float32) {
-		hd, np := len(q), len(out)
-		if hd%8 != 0 || np == 0 {
-			attnScoresF16Generic(q, k, scale, out)
+	s.attnScoresF16 = func(q []float32, g int, k []byte, npos int, scale float32, out []float32, stride int) {
+		hd := len(q) / max(g, 1)
+		if hd%16 != 0 || npos == 0 || g < 1 || g > 4 {
+			attnScoresF16Generic(q, g, k, npos, scale, out, stride)
 			return
 		}
-		_ = k[np*hd*2-1]
-		attnScoresF16AVX2(&q[0], &k[0], np, hd, scale, &out[0])
+		_, _ = k[npos*hd*2-1], out[(g-1)*stride+npos-1]
+		attnScoresF16GAVX2(&q[0], g, &k[0], npos, hd, scale, &out[0], stride)
 	}
-	s.attnValuesF16 = func(w []float32, v []byte, out []float32) {
-		hd, np := len(out), len(w)
-		if hd%8 != 0 || np == 0 {
-			attnValuesF16Generic(w, v, out)
+	s.attnValuesF16 = func(w []float32, stride int, v []byte, npos int, out []float32, g int) {
+		hd := len(out) / max(g, 1)
+		if hd%16 != 0 || npos == 0 || g < 1 || g > 4 {
+			attnValuesF16Generic(w, stride, v, npos, out, g)
 			return
 		}
-		_ = v[np*hd*2-1]
-		attnValuesF16AVX2(&w[0], &v[0], np, hd, &out[0])
+		_, _ = v[npos*hd*2-1], w[(g-1)*stride+npos-1]
+		attnValuesF16GAVX2(&w[0], stride, &v[0], npos, hd, g, &out[0])
 	}
 	s.formats[quant.F32] = format{func(w []byte, x []float32) float32 {
 		return dotF32Fast(bytesAsF32(w, len(x)), x)

@@ -618,125 +618,6 @@ DATA q6kshuf<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
 GLOBL q6kshuf<>(SB), RODATA|NOPTR, $128
 
 
-// func attnScoresF16AVX2(q *float32, k *byte, npos, hd int, scale float32, out *float32)
-// out[p] = scale · q·k[p] for npos consecutive half-float key rows of hd
-// values (hd a multiple of 8).
-TEXT ·attnScoresF16AVX2(SB), NOSPLIT, $0-48
-	MOVQ q+0(FP), SI
-	MOVQ k+8(FP), R8
-	MOVQ npos+16(FP), CX
-	MOVQ hd+24(FP), DX
-	VBROADCASTSS scale+32(FP), Y15
-	MOVQ out+40(FP), DI
-asposloop:
-	CMPQ CX, $0
-	JE   asdone
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	XORQ AX, AX
-	MOVQ R8, R9
-	MOVQ DX, BX
-asinner16:
-	CMPQ BX, $16
-	JL   asinner8
-	VCVTPH2PS (R9), Y2
-	VCVTPH2PS 16(R9), Y3
-	VFMADD231PS (SI)(AX*4), Y2, Y0
-	VFMADD231PS 32(SI)(AX*4), Y3, Y1
-	ADDQ $16, AX
-	ADDQ $32, R9
-	SUBQ $16, BX
-	JMP  asinner16
-asinner8:
-	CMPQ BX, $8
-	JL   asred
-	VCVTPH2PS (R9), Y2
-	VFMADD231PS (SI)(AX*4), Y2, Y0
-asred:
-	VADDPS Y1, Y0, Y0
-	HSUM
-	VMULSS X15, X0, X0
-	VMOVSS X0, (DI)
-	ADDQ $4, DI
-	LEAQ (R8)(DX*2), R8
-	DECQ CX
-	JMP  asposloop
-asdone:
-	VZEROUPPER
-	RET
-
-// func attnValuesF16AVX2(w *float32, v *byte, npos, hd int, out *float32)
-// out[0:hd] = Σ_p w[p]·v[p] over npos consecutive half-float value rows of
-// hd values (hd a multiple of 8).
-TEXT ·attnValuesF16AVX2(SB), NOSPLIT, $0-40
-	MOVQ w+0(FP), SI
-	MOVQ v+8(FP), R8
-	MOVQ npos+16(FP), CX
-	MOVQ hd+24(FP), DX
-	MOVQ out+32(FP), DI
-	XORQ R10, R10
-avdim32:
-	MOVQ DX, AX
-	SUBQ R10, AX
-	CMPQ AX, $32
-	JL   avdim8
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	LEAQ (R8)(R10*2), R9
-	MOVQ SI, R11
-	MOVQ CX, BX
-avp32:
-	CMPQ BX, $0
-	JE   avst32
-	VBROADCASTSS (R11), Y4
-	VCVTPH2PS (R9), Y5
-	VCVTPH2PS 16(R9), Y6
-	VCVTPH2PS 32(R9), Y7
-	VCVTPH2PS 48(R9), Y8
-	VFMADD231PS Y5, Y4, Y0
-	VFMADD231PS Y6, Y4, Y1
-	VFMADD231PS Y7, Y4, Y2
-	VFMADD231PS Y8, Y4, Y3
-	ADDQ $4, R11
-	LEAQ (R9)(DX*2), R9
-	DECQ BX
-	JMP  avp32
-avst32:
-	VMOVUPS Y0, (DI)(R10*4)
-	VMOVUPS Y1, 32(DI)(R10*4)
-	VMOVUPS Y2, 64(DI)(R10*4)
-	VMOVUPS Y3, 96(DI)(R10*4)
-	ADDQ $32, R10
-	JMP  avdim32
-avdim8:
-	CMPQ AX, $8
-	JL   avdone
-	VXORPS Y0, Y0, Y0
-	LEAQ (R8)(R10*2), R9
-	MOVQ SI, R11
-	MOVQ CX, BX
-avp8:
-	CMPQ BX, $0
-	JE   avst8
-	VBROADCASTSS (R11), Y4
-	VCVTPH2PS (R9), Y5
-	VFMADD231PS Y5, Y4, Y0
-	ADDQ $4, R11
-	LEAQ (R9)(DX*2), R9
-	DECQ BX
-	JMP  avp8
-avst8:
-	VMOVUPS Y0, (DI)(R10*4)
-	ADDQ $8, R10
-	MOVQ DX, AX
-	SUBQ R10, AX
-	JMP  avdim8
-avdone:
-	VZEROUPPER
-	RET
-
 // func dotBF16AVX2(w *byte, x *float32, n int) float32
 // n must be a multiple of 8. A bfloat16 is the top half of a float32.
 TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
@@ -1233,5 +1114,182 @@ q4kdone:
 	DECQ R11
 	JMP  q4krow
 q4kend:
+	VZEROUPPER
+	RET
+
+// HSUMTO sums the 8 lanes of acc into the low lane of accx (its X form),
+// using tmpx.
+#define HSUMTO(acc, accx, tmpx) \
+	VEXTRACTF128 $1, acc, tmpx \
+	VADDPS tmpx, accx, accx \
+	VHADDPS accx, accx, accx \
+	VHADDPS accx, accx, accx
+
+// func attnScoresF16GAVX2(q *float32, heads int, k *byte, npos, hd int, scale float32, out *float32, stride int)
+// out[h·stride+p] = scale·q_h·k_p for the g ≤ 4 queries q_h = q[h·hd:]
+// of one KV group and npos half-float key rows of hd values (a multiple
+// of 16): each key is loaded and converted once for all the group's
+// queries. Two accumulators per query (even and odd 8-value chunks) keep
+// the FMA latency covered.
+TEXT ·attnScoresF16GAVX2(SB), NOSPLIT, $0-64
+	MOVQ q+0(FP), R8
+	MOVQ heads+8(FP), R10
+	MOVQ k+16(FP), SI
+	MOVQ npos+24(FP), CX
+	MOVQ hd+32(FP), R9
+	VBROADCASTSS scale+40(FP), Y15
+	MOVQ out+48(FP), DI
+	MOVQ stride+56(FP), R11
+	SHLQ $2, R11
+	MOVQ R9, R12
+	SHLQ $2, R12
+	LEAQ (R8)(R12*1), R13
+	LEAQ (R8)(R12*2), DX
+	LEAQ (R13)(R12*2), BX
+	SHLQ $1, R9
+gsp:
+	CMPQ CX, $0
+	JE   gsdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ AX, AX
+gsc:
+	VCVTPH2PS (SI)(AX*1), Y8
+	VCVTPH2PS 16(SI)(AX*1), Y9
+	VFMADD231PS (R8)(AX*2), Y8, Y0
+	VFMADD231PS 32(R8)(AX*2), Y9, Y4
+	CMPQ R10, $2
+	JL   gsnext
+	VFMADD231PS (R13)(AX*2), Y8, Y1
+	VFMADD231PS 32(R13)(AX*2), Y9, Y5
+	JE   gsnext
+	VFMADD231PS (DX)(AX*2), Y8, Y2
+	VFMADD231PS 32(DX)(AX*2), Y9, Y6
+	CMPQ R10, $4
+	JL   gsnext
+	VFMADD231PS (BX)(AX*2), Y8, Y3
+	VFMADD231PS 32(BX)(AX*2), Y9, Y7
+gsnext:
+	ADDQ $32, AX
+	CMPQ AX, R9
+	JL   gsc
+	VADDPS Y4, Y0, Y0
+	HSUMTO(Y0, X0, X8)
+	VMULSS X15, X0, X0
+	VMOVSS X0, (DI)
+	CMPQ R10, $2
+	JL   gsadv
+	VADDPS Y5, Y1, Y1
+	HSUMTO(Y1, X1, X8)
+	VMULSS X15, X1, X1
+	VMOVSS X1, (DI)(R11*1)
+	JE   gsadv
+	VADDPS Y6, Y2, Y2
+	HSUMTO(Y2, X2, X8)
+	VMULSS X15, X2, X2
+	VMOVSS X2, (DI)(R11*2)
+	CMPQ R10, $4
+	JL   gsadv
+	VADDPS Y7, Y3, Y3
+	HSUMTO(Y3, X3, X8)
+	VMULSS X15, X3, X3
+	LEAQ (DI)(R11*2), AX
+	VMOVSS X3, (AX)(R11*1)
+gsadv:
+	ADDQ $4, DI
+	ADDQ R9, SI
+	DECQ CX
+	JMP  gsp
+gsdone:
+	VZEROUPPER
+	RET
+
+// func attnValuesF16GAVX2(w *float32, stride int, v *byte, npos, hd, heads int, out *float32)
+// out[h·hd+d] = Σ_p w[h·stride+p]·v_p[d] for the g ≤ 4 queries of one KV
+// group over npos ≥ 1 half-float value rows of hd values (a multiple of
+// 16), 16 outputs per query at a time: each value chunk is loaded and
+// converted once for all the group's queries.
+TEXT ·attnValuesF16GAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), R8
+	MOVQ stride+8(FP), R11
+	SHLQ $2, R11
+	LEAQ (R8)(R11*1), R13
+	LEAQ (R8)(R11*2), DX
+	LEAQ (R13)(R11*2), BX
+	MOVQ hd+32(FP), R9
+	MOVQ heads+40(FP), R10
+	MOVQ out+48(FP), DI
+	MOVQ R9, R12
+	SHLQ $2, R12
+	SHLQ $1, R9
+	XORQ R11, R11
+gvc:
+	CMPQ R11, R9
+	JGE  gvdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ v+16(FP), SI
+	ADDQ R11, SI
+	MOVQ npos+24(FP), CX
+	XORQ AX, AX
+gvp:
+	VCVTPH2PS (SI), Y8
+	VCVTPH2PS 16(SI), Y9
+	VBROADCASTSS (R8)(AX*4), Y10
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y10, Y9, Y4
+	CMPQ R10, $2
+	JL   gvnext
+	VBROADCASTSS (R13)(AX*4), Y11
+	VFMADD231PS Y11, Y8, Y1
+	VFMADD231PS Y11, Y9, Y5
+	JE   gvnext
+	VBROADCASTSS (DX)(AX*4), Y12
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y12, Y9, Y6
+	CMPQ R10, $4
+	JL   gvnext
+	VBROADCASTSS (BX)(AX*4), Y13
+	VFMADD231PS Y13, Y8, Y3
+	VFMADD231PS Y13, Y9, Y7
+gvnext:
+	ADDQ R9, SI
+	INCQ AX
+	CMPQ AX, CX
+	JL   gvp
+	LEAQ (DI)(R11*2), SI
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y4, 32(SI)
+	CMPQ R10, $2
+	JL   gvadv
+	ADDQ R12, SI
+	VMOVUPS Y1, (SI)
+	VMOVUPS Y5, 32(SI)
+	CMPQ R10, $2
+	JE   gvadv
+	ADDQ R12, SI
+	VMOVUPS Y2, (SI)
+	VMOVUPS Y6, 32(SI)
+	CMPQ R10, $4
+	JL   gvadv
+	ADDQ R12, SI
+	VMOVUPS Y3, (SI)
+	VMOVUPS Y7, 32(SI)
+gvadv:
+	ADDQ $32, R11
+	JMP  gvc
+gvdone:
 	VZEROUPPER
 	RET
