@@ -37,7 +37,7 @@ type BenchResult struct {
 
 // Bench measures prefill (one batched pass over Prompt random tokens) and
 // decode (Gen tokens, each one forward pass through the KV cache, greedy)
-// speed.
+// speed, after one untimed pass that touches every weight.
 func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Prompt <= 0 {
 		o.Prompt = 512
@@ -56,6 +56,13 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 		ids[i] = rng.IntN(m.cfg.Vocab)
 	}
 	r := BenchResult{Backend: m.backend.Name(), Prompt: o.Prompt, Gen: o.Gen, BytesPerToken: m.info.DecodeBytes}
+	// Warm up as llama-bench does: one pass over every weight maps the
+	// file's pages and fills the caches, so that neither page faults nor
+	// first-use costs are timed as compute.
+	if _, err := s.Forward(ctx, ids[:1], false); err != nil {
+		return r, fmt.Errorf("bench warm-up: %w", err)
+	}
+	s.Reset()
 	t0, c0 := time.Now(), processCPUTime()
 	if _, err := s.Forward(ctx, ids, false); err != nil {
 		return r, fmt.Errorf("bench prefill: %w", err)

@@ -1,6 +1,10 @@
 package cpu
 
-import "github.com/phi4mac/phi4mac/engine/quant"
+import (
+	"encoding/binary"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+)
 
 // The batched (prefill) matrix product. Weight rows are dequantised to
 // float32 a group at a time and repacked k-major in panels of 16 rows, so
@@ -61,11 +65,27 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 		packed := sc[gemmPanel*in : gemmPanel*in+gemmGroup*in]
 		res := sc[gemmPanel*in+gemmGroup*in:]
 		var xs, os [gemmToks][]float32
+		var zeros []byte // a half-float row of zeros, for panels past the last row
+		if w.typ == quant.F16 && out%gemmPanel != 0 {
+			zeros = make([]byte, 2*in)
+		}
 		for g := lo; g < hi; g++ {
 			r0 := g * gemmGroup
 			nr := min(gemmGroup, out-r0)
 			panels := (nr + gemmPanel - 1) / gemmPanel
 			for p := 0; p < panels; p++ {
+				if w.typ == quant.F16 { // convert while transposing
+					var src [gemmPanel][]byte
+					for pr := range src {
+						if r := p*gemmPanel + pr; r < nr {
+							src[pr] = w.row(r0 + r)
+						} else {
+							src[pr] = zeros
+						}
+					}
+					b.k.transpose16F16(packed[p*gemmPanel*in:(p+1)*gemmPanel*in], &src)
+					continue
+				}
 				var src [gemmPanel][]float32
 				for pr := range src {
 					r := p*gemmPanel + pr
@@ -104,6 +124,19 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 			}
 		}
 	})
+}
+
+// transpose16F16Generic is transpose16Generic for rows of half floats:
+// dst[16i+r] = the float32 value of half float i of src[r].
+func transpose16F16Generic(dst []float32, src *[gemmPanel][]byte) {
+	n := len(src[0]) / 2
+	t := f16Table()
+	for r := range src {
+		row := src[r][:2*n]
+		for i := 0; i < n; i++ {
+			dst[gemmPanel*i+r] = t[binary.LittleEndian.Uint16(row[2*i:])]
+		}
+	}
 }
 
 // transpose16Generic stores the 16 rows src (of equal length) k-major into dst:

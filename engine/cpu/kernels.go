@@ -37,6 +37,9 @@ type kernels struct {
 	// transpose16 stores 16 rows of equal length k-major:
 	// dst[16i+r] = src[r][i].
 	transpose16 func(dst []float32, src *[gemmPanel][]float32)
+	// transpose16F16 is transpose16 for rows of half floats (2 bytes per
+	// value), converting as it goes.
+	transpose16F16 func(dst []float32, src *[gemmPanel][]byte)
 	// siluMul sets o[i] = silu(g[i])·u[i] (all three of equal length).
 	siluMul func(g, u, o []float32)
 	// expSubSum sets x[i] = exp(x[i]-m) and returns the sum of the new
@@ -90,16 +93,17 @@ func genericKernels() *kernels {
 			quant.Q4_K: {dotQ4_KGeneric, dequantQ4_K, dotQ4_KQ8Generic, nil},
 			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic, nil},
 		},
-		dotF32:        dotF32Generic,
-		gemm16x6:      gemm16x6Generic,
-		siluMul:       siluMulGeneric,
-		expSubSum:     expSubSumGeneric,
-		transpose16:   transpose16Generic,
-		attnScoresF16: attnScoresF16Generic,
-		attnValuesF16: attnValuesF16Generic,
-		axpyF32:       axpyF32Generic,
-		axpyF16:       axpyF16Generic,
-		f16Row:        f32ToF16RowGeneric,
+		dotF32:         dotF32Generic,
+		gemm16x6:       gemm16x6Generic,
+		siluMul:        siluMulGeneric,
+		expSubSum:      expSubSumGeneric,
+		transpose16:    transpose16Generic,
+		transpose16F16: transpose16F16Generic,
+		attnScoresF16:  attnScoresF16Generic,
+		attnValuesF16:  attnValuesF16Generic,
+		axpyF32:        axpyF32Generic,
+		axpyF16:        axpyF16Generic,
+		f16Row:         f32ToF16RowGeneric,
 	}
 }
 

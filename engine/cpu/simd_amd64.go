@@ -119,6 +119,31 @@ func transpose16Fast(dst []float32, src *[gemmPanel][]float32) {
 }
 
 //go:noescape
+func transpose16F16AVX2(src *[gemmPanel]*byte, dst *float32, n int)
+
+// transpose16F16Fast is the AVX2 form of transpose16F16Generic.
+func transpose16F16Fast(dst []float32, src *[gemmPanel][]byte) {
+	n := len(src[0]) / 2
+	m := n &^ 7
+	if m > 0 {
+		_ = dst[gemmPanel*n-1]
+		var sp [gemmPanel]*byte
+		for r := range sp {
+			_ = src[r][2*n-1]
+			sp[r] = &src[r][0]
+		}
+		transpose16F16AVX2(&sp, &dst[0], m)
+	}
+	if m < n {
+		var tail [gemmPanel][]byte
+		for r := range tail {
+			tail[r] = src[r][2*m : 2*n]
+		}
+		transpose16F16Generic(dst[gemmPanel*m:], &tail)
+	}
+}
+
+//go:noescape
 func expSubSumAVX2(x *float32, n int, m float32) float32
 
 //go:noescape
@@ -160,6 +185,7 @@ func simdKernels(k *kernels) *kernels {
 	s.siluMul = siluMulFast
 	s.expSubSum = expSubSumFast
 	s.transpose16 = transpose16Fast
+	s.transpose16F16 = transpose16F16Fast
 	s.axpyF32 = func(a float32, x, y []float32) {
 		n := len(x) &^ 7
 		if n > 0 {
