@@ -39,7 +39,7 @@ func TestMatMulBatched(t *testing.T) {
 	for _, opts := range []Options{{Exact: true}, {}, {Generic: true}} {
 		opts.Threads = 2
 		b := New(opts)
-		for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_K} {
+		for _, typ := range []quant.Type{quant.F32, quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q6_K} {
 			ins := []int{256, 1056, 12}
 			switch typ.BlockSize() {
 			case 32:
@@ -47,12 +47,12 @@ func TestMatMulBatched(t *testing.T) {
 			case 256:
 				ins = []int{256, 768}
 			}
-			rowRef, int8Path := ref, !opts.Exact && (typ == quant.Q4_0 || typ == quant.Q4_K)
+			rowRef, int8Path := ref, !opts.Exact && (typ == quant.Q4_0 || typ == quant.Q4_K || typ == quant.Q6_K)
 			if int8Path {
 				rowRef = refQ8
 			}
 			outs, ns := []int{1, 5, 16, 37}, []int{2, 3, 4, 7}
-			if typ == quant.Q4_0 || typ == quant.Q4_K {
+			if int8Path {
 				outs = append(outs, qGroup+17) // more than one group of rows
 				ns = append(ns, 2*gemmToks+1)
 			}
@@ -104,7 +104,7 @@ func q8RowRef(t *testing.T, typ quant.Type, row []byte, x []float32) float32 {
 	t.Helper()
 	nb := len(x) / 32
 	tile := make([]byte, nb*qActBlock)
-	quantizeTile([][]float32{x}, tile, typ == quant.Q4_K, &q8BlocksGeneric)
+	quantizeTile([][]float32{x}, tile, usesQ8K(typ), &q8BlocksGeneric)
 	w := make([]float32, len(x))
 	genericKernels().formats[typ].dequant(row, w)
 	var sum float64

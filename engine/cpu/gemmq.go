@@ -57,6 +57,8 @@ func packerFor(t quant.Type, k *kernels) gemmqPacker {
 		return packRows(packQ4_0Panel)
 	case quant.Q4_K:
 		return packRows(packQ4_KPanel)
+	case quant.Q6_K:
+		return packRows(packQ6_KPanel)
 	}
 	return nil
 }
@@ -262,7 +264,7 @@ func fma32(a, b, c float32) float32 {
 // panel w and the activation tile a, for t < 6 and r < 16, with S the
 // block's integer dot product of row r and token t,
 // out[16t+r] += (S·d_a)·dw − dm·s_a.
-func gemmq16x6Generic(w, a []byte, nb int, out *[qTile]float32) {
+func gemmq16x6Generic(w, a, _ []byte, nb int, out *[qTile]float32) {
 	for b := 0; b < nb; b++ {
 		p := w[b*qPanelBlock : (b+1)*qPanelBlock]
 		x := a[b*qActBlock : (b+1)*qActBlock]
@@ -316,24 +318,35 @@ func (b *Backend) useGemmq(w *Weight) bool {
 	return !b.exact && packerFor(w.typ, b.k) != nil && w.rowLen%32 == 0
 }
 
-// gemmq computes d = s·wᵀ for a Q4_0 or Q4_K weight on the int8 path.
+// gemmqKernel is a micro-kernel of the int8 path: nb blocks of 32 values
+// of a panel w and an activation tile a (and, for Q6_K, the tile's sums of
+// 16 values bs), added to out.
+type gemmqKernelFunc func(w, a, bs []byte, nb int, out *[qTile]float32)
+
+// gemmq computes d = s·wᵀ for a Q4_0, Q4_K or Q6_K weight on the int8 path.
 func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 	out, in, n := w.rows(), w.rowLen, s.rows
 	nb := in / 32
 	pack := packerFor(w.typ, b.k)
-	q8k := w.typ == quant.Q4_K // quantised as the matrix-vector product does
+	q8k := usesQ8K(w.typ) // quantised as the matrix-vector product does
 	kern, qk := gemmqKernel(b.k), q8BlocksFor(b.k)
+	panelBlock := qPanelBlock
+	if w.typ == quant.Q6_K {
+		kern, panelBlock = gemmq6Kernel(b.k), q6PanelBlock
+	}
 	tiles := (n + gemmToks - 1) / gemmToks
-	panelBytes := nb * qPanelBlock
+	panelBytes := nb * panelBlock
 	groupFloats := qGroup / gemmPanel * panelBytes / 4 // the packed panels
 	resFloats := tiles * qGroup / gemmPanel * qTile    // the group's outputs
 	actBytes := tiles * nb * qActBlock
-	actFloats := (actBytes + 3) / 4
+	bsBytes := tiles * nb * qBsBlock
+	actFloats := (actBytes + bsBytes + 3) / 4
 
-	// Worker 0's scratch holds the quantised activations, which every
-	// worker reads, then its own panels and outputs.
+	// Worker 0's scratch holds the quantised activations (and their sums
+	// of 16), which every worker reads, then its own panels and outputs.
 	sc0 := b.scratchFor(0, actFloats+groupFloats+resFloats)
 	act := f32AsBytes(sc0[:actFloats])[:actBytes]
+	bs := f32AsBytes(sc0[:actFloats])[actBytes : actBytes+bsBytes]
 	b.pool.parallel(tiles, 1, func(_, lo, hi int) {
 		var toks [gemmToks][]float32
 		for j := lo; j < hi; j++ {
@@ -342,7 +355,11 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 				tt := j*gemmToks + t
 				toks[t] = s.data[tt*in : (tt+1)*in]
 			}
-			quantizeTile(toks[:nt], act[j*nb*qActBlock:(j+1)*nb*qActBlock], q8k, qk)
+			tile := act[j*nb*qActBlock : (j+1)*nb*qActBlock]
+			quantizeTile(toks[:nt], tile, q8k, qk)
+			if w.typ == quant.Q6_K {
+				tileSums16(tile, bs[j*nb*qBsBlock:(j+1)*nb*qBsBlock])
+			}
 		}
 	})
 
@@ -377,9 +394,10 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 				kn := min(qChunk, nb-k0)
 				for j := 0; j < tiles; j++ {
 					a := act[(j*nb+k0)*qActBlock : (j*nb+k0+kn)*qActBlock]
+					ab := bs[(j*nb+k0)*qBsBlock : (j*nb+k0+kn)*qBsBlock]
 					for p := 0; p < panels; p++ {
 						o := (*[qTile]float32)(res[(j*panels+p)*qTile:])
-						kern(packed[p*panelBytes+k0*qPanelBlock:p*panelBytes+(k0+kn)*qPanelBlock], a, kn, o)
+						kern(packed[p*panelBytes+k0*panelBlock:p*panelBytes+(k0+kn)*panelBlock], a, ab, kn, o)
 					}
 				}
 			}
@@ -393,4 +411,118 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 			}
 		}
 	})
+}
+
+// Q6_K. Its 6-bit values q (0..63, the weight is d·sc·(q−32)) have a
+// signed 8-bit scale sc per 16 values and d per 256; the activations are in
+// Q8_K form, one scale per 256. The panel keeps the quads (values 0..63)
+// and, per block of 32, the scales as int16 pairs for vpmaddwd, and d per
+// row: q6PanelBlock bytes. The kernel sums every two quads in int16 (at
+// most 4·63·127), widens them times sc into int32, takes 32·sc·Σa off per
+// 16 values (with the activations' sums of 16, qBsBlock bytes per block of
+// an activation tile: two int16 per token) and scales by d·d_a per 256.
+const (
+	q6PanelSC    = 8 * 64            // 2 sub-blocks × 2 halves of 8 rows × (sc, sc)
+	q6PanelSCP   = q6PanelSC + 4*32  // 2 halves × 8 rows × (32·sc0, 32·sc1)
+	q6PanelD     = q6PanelSCP + 2*32 // 16 rows × d (float32)
+	q6PanelBlock = q6PanelD + gemmPanel*4
+	qBsBlock     = gemmToks * 4
+)
+
+// q6Offset is the offset of row r's 4 bytes within a 32-byte vector of
+// values per row of its half.
+func q6Offset(r int) int { return 32*(r/8) + 4*(r%8) }
+
+// packQ6_KPanel stores row r of a panel from a Q6_K row.
+func packQ6_KPanel(row []byte, nb int, panel []byte, r int) {
+	t := f16Table()
+	const lo2 = 0x0303030303030303
+	o := q6Offset(r)
+	for sb := 0; sb < nb/8; sb++ {
+		blk := row[210*sb : 210*sb+210]
+		d := t[binary.LittleEndian.Uint16(blk[208:])]
+		for n := 0; n < 2; n++ {
+			ql := blk[64*n : 64*n+64]
+			qh := blk[128+32*n : 128+32*n+32]
+			var v [4][4]uint64 // [block of 32][8 values]
+			for i := 0; i < 4; i++ {
+				l := binary.LittleEndian.Uint64(ql[8*i:])
+				l2 := binary.LittleEndian.Uint64(ql[32+8*i:])
+				h := binary.LittleEndian.Uint64(qh[8*i:])
+				v[0][i] = l&qNibbles | (h&lo2)<<4
+				v[1][i] = l2&qNibbles | (h>>2&lo2)<<4
+				v[2][i] = l>>4&qNibbles | (h>>4&lo2)<<4
+				v[3][i] = l2>>4&qNibbles | (h>>6&lo2)<<4
+			}
+			for m := 0; m < 4; m++ {
+				b := 8*sb + 4*n + m
+				p := panel[b*q6PanelBlock : (b+1)*q6PanelBlock]
+				putQuads(p, r, v[m][0], v[m][1], v[m][2], v[m][3])
+				sc0 := int16(int8(blk[192+2*(4*n+m)]))
+				sc1 := int16(int8(blk[192+2*(4*n+m)+1]))
+				binary.LittleEndian.PutUint16(p[q6PanelSC+o:], uint16(sc0))
+				binary.LittleEndian.PutUint16(p[q6PanelSC+o+2:], uint16(sc0))
+				binary.LittleEndian.PutUint16(p[q6PanelSC+64+o:], uint16(sc1))
+				binary.LittleEndian.PutUint16(p[q6PanelSC+64+o+2:], uint16(sc1))
+				binary.LittleEndian.PutUint16(p[q6PanelSCP+o:], uint16(32*sc0))
+				binary.LittleEndian.PutUint16(p[q6PanelSCP+o+2:], uint16(32*sc1))
+				binary.LittleEndian.PutUint32(p[q6PanelD+4*r:], math.Float32bits(d))
+			}
+		}
+	}
+}
+
+// tileSums16 stores, for each block of the activation tile and token, the
+// sums of its first and last 16 values as two int16.
+func tileSums16(tile, bs []byte) {
+	for b := 0; b < len(tile)/qActBlock; b++ {
+		blk := tile[b*qActBlock : (b+1)*qActBlock]
+		for t := 0; t < gemmToks; t++ {
+			q := blk[32*t : 32*t+32]
+			var s0, s1 int16
+			for k := 0; k < 16; k++ {
+				s0 += int16(int8(q[k]))
+				s1 += int16(int8(q[16+k]))
+			}
+			binary.LittleEndian.PutUint16(bs[b*qBsBlock+4*t:], uint16(s0))
+			binary.LittleEndian.PutUint16(bs[b*qBsBlock+4*t+2:], uint16(s1))
+		}
+	}
+}
+
+// gemmq6Generic is the pure-Go Q6_K micro-kernel: over nb blocks of 32
+// values (a multiple of 8), for t < 6 and r < 16,
+// out[16t+r] += (Σ_i sc_i·Σ_{k∈i} (q_k−32)·a_k)·d·d_a per 256 values.
+func gemmq6Generic(w, a, bs []byte, nb int, out *[qTile]float32) {
+	for sb := 0; sb < nb/8; sb++ {
+		var sum [gemmToks][gemmPanel]int32
+		for b := 8 * sb; b < 8*sb+8; b++ {
+			p := w[b*q6PanelBlock : (b+1)*q6PanelBlock]
+			x := a[b*qActBlock : (b+1)*qActBlock]
+			for t := range sum {
+				q := x[32*t : 32*t+32]
+				bs0 := int32(int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*t:])))
+				bs1 := int32(int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*t+2:])))
+				for r := 0; r < gemmPanel; r++ {
+					o := panelOffset(r)
+					var s [2]int32
+					for k := 0; k < 32; k++ {
+						s[k/16] += int32(p[64*(k/4)+o+k%4]) * int32(int8(q[k]))
+					}
+					sc0 := int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+q6Offset(r):])))
+					sc1 := int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64+q6Offset(r):])))
+					sum[t][r] += sc0*(s[0]-32*bs0) + sc1*(s[1]-32*bs1)
+				}
+			}
+		}
+		p := w[(8*sb+7)*q6PanelBlock : (8*sb+8)*q6PanelBlock]
+		x := a[(8*sb+7)*qActBlock : (8*sb+8)*qActBlock]
+		for t := range sum {
+			da := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*t:]))
+			for r := range sum[t] {
+				dw := math.Float32frombits(binary.LittleEndian.Uint32(p[q6PanelD+4*r:]))
+				out[gemmPanel*t+r] = fma32(float32(sum[t][r])*dw, da, out[gemmPanel*t+r])
+			}
+		}
+	}
 }

@@ -6,7 +6,7 @@ import "github.com/phi4mac/phi4mac/engine/quant"
 func gemmq16x6AVX2(w, a *byte, nb int, out *[qTile]float32)
 
 // gemmq16x6Fast is the AVX2 form of gemmq16x6Generic.
-func gemmq16x6Fast(w, a []byte, nb int, out *[qTile]float32) {
+func gemmq16x6Fast(w, a, _ []byte, nb int, out *[qTile]float32) {
 	if nb <= 0 {
 		return
 	}
@@ -17,7 +17,7 @@ func gemmq16x6Fast(w, a []byte, nb int, out *[qTile]float32) {
 
 // gemmqKernel returns the int8 prefill micro-kernel of the kernel set k:
 // the AVX2 one unless k is the pure-Go set.
-func gemmqKernel(k *kernels) func(w, a []byte, nb int, out *[qTile]float32) {
+func gemmqKernel(k *kernels) gemmqKernelFunc {
 	if k.name == "go" || !hasAVX2() {
 		return gemmq16x6Generic
 	}
@@ -91,4 +91,28 @@ func fastPacker(t quant.Type, k *kernels) gemmqPacker {
 		}
 		quads(&ptrs, units, &panel[0])
 	}
+}
+
+//go:noescape
+func gemmq6x8x6AVX2(w, a, bs *byte, nsb int, out *float32)
+
+// gemmq6Fast is the AVX2 form of gemmq6Generic.
+func gemmq6Fast(w, a, bs []byte, nb int, out *[qTile]float32) {
+	nsb := nb / 8
+	if nsb <= 0 {
+		return
+	}
+	_ = w[nb*q6PanelBlock-1]
+	_ = a[nb*qActBlock-1]
+	_ = bs[nb*qBsBlock-1]
+	gemmq6x8x6AVX2(&w[0], &a[0], &bs[0], nsb, &out[0])
+	gemmq6x8x6AVX2(&w[32], &a[0], &bs[0], nsb, &out[8])
+}
+
+// gemmq6Kernel returns the Q6_K micro-kernel of the kernel set k.
+func gemmq6Kernel(k *kernels) gemmqKernelFunc {
+	if k.name == "go" || !hasAVX2() {
+		return gemmq6Generic
+	}
+	return gemmq6Fast
 }

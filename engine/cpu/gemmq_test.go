@@ -67,8 +67,8 @@ func TestGemmqKernel(t *testing.T) {
 				got[i] = float32(i)
 				want[i] = float32(i)
 			}
-			fast(w, a, nb, &got)
-			gemmq16x6Generic(w, a, nb, &want)
+			fast(w, a, nil, nb, &got)
+			gemmq16x6Generic(w, a, nil, nb, &want)
 			for i := range got {
 				if integer && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
 					t.Fatalf("nb=%d integer=%v: out[%d] = %g, pure Go %g", nb, integer, i, got[i], want[i])
@@ -84,6 +84,95 @@ func TestGemmqKernel(t *testing.T) {
 						for k := 0; k < 32; k++ {
 							wq := w[b*qPanelBlock+64*(k/4)+panelOffset(r)+k%4]
 							s += int(wq) * int(int8(a[b*qActBlock+32*tok+k]))
+						}
+					}
+					if want[tok*gemmPanel+r] != float32(s) {
+						t.Fatalf("nb=%d: pure Go out[%d][%d] = %g, want %d", nb, tok, r, want[tok*gemmPanel+r], s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmq6Kernel checks the SIMD Q6_K micro-kernel against the pure-Go
+// one: exactly on integer sums (unit scales d, small sc), and to float
+// rounding on packed random Q6_K rows and quantised activations; and the
+// pure-Go one against a plain dot product of the integers.
+func TestGemmq6Kernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	fast := gemmq6Kernel(simdKernels(genericKernels()))
+	for _, nb := range []int{8, 16, 24} {
+		for _, integer := range []bool{true, false} {
+			w := make([]byte, nb*q6PanelBlock)
+			a := make([]byte, nb*qActBlock)
+			toks := make([][]float32, gemmToks)
+			for i := range toks {
+				toks[i] = make([]float32, 32*nb)
+				for j := range toks[i] {
+					toks[i][j] = float32(rng.NormFloat64())
+				}
+			}
+			quantizeTile(toks, a, true, &q8BlocksGeneric)
+			if integer {
+				for b := 0; b < nb; b++ {
+					p := w[b*q6PanelBlock:]
+					for i := 0; i < q6PanelSC; i++ {
+						p[i] = byte(rng.IntN(64))
+					}
+					if b == 0 {
+						for i := 0; i < q6PanelSC; i++ {
+							p[i] = 63 // the largest int16 pair sums
+						}
+					}
+					for r := 0; r < gemmPanel; r++ {
+						o := q6Offset(r)
+						for h := 0; h < 2; h++ {
+							sc := int16(rng.IntN(5) - 2)
+							binary.LittleEndian.PutUint16(p[q6PanelSC+64*h+o:], uint16(sc))
+							binary.LittleEndian.PutUint16(p[q6PanelSC+64*h+o+2:], uint16(sc))
+							binary.LittleEndian.PutUint16(p[q6PanelSCP+o+2*h:], uint16(32*sc))
+						}
+						binary.LittleEndian.PutUint32(p[q6PanelD+4*r:], math.Float32bits(1))
+					}
+					x := a[b*qActBlock:]
+					for tok := 0; tok < gemmToks; tok++ {
+						binary.LittleEndian.PutUint32(x[qActScales+8*tok:], math.Float32bits(1))
+					}
+				}
+			} else {
+				var rows [gemmPanel][]byte
+				for r := range rows {
+					rows[r] = testRow(t, quant.Q6_K, 32*nb, rng)
+				}
+				packerFor(quant.Q6_K, genericKernels())(&rows, nb, w)
+			}
+			bs := make([]byte, nb*qBsBlock)
+			tileSums16(a, bs)
+			var got, want [qTile]float32
+			for i := range got {
+				got[i] = float32(i)
+				want[i] = float32(i)
+			}
+			fast(w, a, bs, nb, &got)
+			gemmq6Generic(w, a, bs, nb, &want)
+			for i := range got {
+				if integer && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("nb=%d integer=%v: out[%d] = %g, pure Go %g", nb, integer, i, got[i], want[i])
+				}
+			}
+			if !integer {
+				continue
+			}
+			for tok := 0; tok < gemmToks; tok++ {
+				for r := 0; r < gemmPanel; r++ {
+					s := tok*gemmPanel + r // the initial value
+					for b := 0; b < nb; b++ {
+						p := w[b*q6PanelBlock:]
+						for k := 0; k < 32; k++ {
+							q := int(p[64*(k/4)+panelOffset(r)+k%4]) - 32
+							sc := int(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k/16)+q6Offset(r):])))
+							s += sc * q * int(int8(a[b*qActBlock+32*tok+k]))
 						}
 					}
 					if want[tok*gemmPanel+r] != float32(s) {
@@ -222,15 +311,19 @@ func TestGemmqPack(t *testing.T) {
 	rng := rand.New(rand.NewPCG(35, 36))
 	const in = 512
 	nb := in / 32
-	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K} {
+	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K, quant.Q6_K} {
 		f := genericKernels().formats[typ]
 		var rows [gemmPanel][]byte
 		for r := range rows {
 			rows[r] = testRow(t, typ, in, rng)
 		}
 		var panels [][]byte
+		panelBlock := qPanelBlock
+		if typ == quant.Q6_K {
+			panelBlock = q6PanelBlock
+		}
 		for _, k := range []*kernels{genericKernels(), simdKernels(genericKernels())} {
-			panel := make([]byte, nb*qPanelBlock)
+			panel := make([]byte, nb*panelBlock)
 			for i := range panel {
 				panel[i] = 0xee
 			}
@@ -245,35 +338,60 @@ func TestGemmqPack(t *testing.T) {
 			want := make([]float32, in)
 			f.dequant(row, want)
 			for k := 0; k < in; k++ {
-				p := panel[(k/32)*qPanelBlock:]
+				p := panel[(k/32)*panelBlock:]
 				q := p[64*(k%32/4)+panelOffset(r)+k%4]
-				dw := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDW+4*r:]))
-				dm := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDM+4*r:]))
-				if q > 15 {
-					t.Fatalf("%s row %d value %d: q = %d", typ, r, k, q)
+				var got float32
+				if typ == quant.Q6_K {
+					sc := int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k%32/16)+q6Offset(r):]))
+					sc2 := int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k%32/16)+q6Offset(r)+2:]))
+					scp := int16(binary.LittleEndian.Uint16(p[q6PanelSCP+q6Offset(r)+2*(k%32/16):]))
+					d := math.Float32frombits(binary.LittleEndian.Uint32(p[q6PanelD+4*r:]))
+					if q > 63 || sc != sc2 || scp != 32*sc {
+						t.Fatalf("%s row %d value %d: q = %d, scales %d %d %d", typ, r, k, q, sc, sc2, scp)
+					}
+					got = d * float32(int(sc)*(int(q)-32))
+				} else {
+					dw := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDW+4*r:]))
+					dm := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDM+4*r:]))
+					if q > 15 {
+						t.Fatalf("%s row %d value %d: q = %d", typ, r, k, q)
+					}
+					got = dw*float32(q) - dm
 				}
-				if got := dw*float32(q) - dm; math.Abs(float64(got-want[k])) > 1e-6*(1+math.Abs(float64(want[k]))) {
-					t.Fatalf("%s row %d value %d: %g·%d − %g = %g, dequantised %g", typ, r, k, dw, q, dm, got, want[k])
+				if math.Abs(float64(got-want[k])) > 1e-6*(1+math.Abs(float64(want[k]))) {
+					t.Fatalf("%s row %d value %d: %g, dequantised %g", typ, r, k, got, want[k])
 				}
 			}
 		}
 	}
 }
 
-// BenchmarkGemmqKernel measures the int8 micro-kernel alone on a 16-block
-// (512-value) pass, the size the product uses, in L1/L2.
+// BenchmarkGemmqKernel measures the int8 micro-kernels alone on a
+// 16-block (512-value) pass, the size the product uses, in L1/L2.
 func BenchmarkGemmqKernel(b *testing.B) {
 	rng := rand.New(rand.NewPCG(37, 38))
 	const nb = qChunk
 	w, a := randomGemmqInputs(rng, nb, false)
+	w6 := make([]byte, nb*q6PanelBlock)
+	var rows [gemmPanel][]byte
+	for r := range rows {
+		rows[r] = testRow(b, quant.Q6_K, 32*nb, rng)
+	}
+	packerFor(quant.Q6_K, genericKernels())(&rows, nb, w6)
+	bs := make([]byte, nb*qBsBlock)
+	simd := simdKernels(genericKernels())
 	for _, k := range []struct {
-		name string
-		fn   func(w, a []byte, nb int, out *[qTile]float32)
-	}{{"simd", gemmqKernel(simdKernels(genericKernels()))}, {"go", gemmq16x6Generic}} {
+		name  string
+		fn    gemmqKernelFunc
+		panel []byte
+	}{
+		{"q4/simd", gemmqKernel(simd), w}, {"q4/go", gemmq16x6Generic, w},
+		{"q6/simd", gemmq6Kernel(simd), w6}, {"q6/go", gemmq6Generic, w6},
+	} {
 		b.Run(k.name, func(b *testing.B) {
 			var out [qTile]float32
 			for b.Loop() {
-				k.fn(w, a, nb, &out)
+				k.fn(k.panel, a, bs, nb, &out)
 			}
 			b.ReportMetric(float64(qTile*32*nb)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 		})
@@ -281,14 +399,14 @@ func BenchmarkGemmqKernel(b *testing.B) {
 }
 
 // BenchmarkGEMMPrefill compares the float32 path (Exact) with the int8
-// path on prefill shapes: 512 tokens through Q4_0 and Q4_K matrices of
+// path on prefill shapes: 512 tokens through Q4_0, Q4_K and Q6_K matrices of
 // phi-4-mini-like sizes, one thread.
 func BenchmarkGEMMPrefill(b *testing.B) {
 	rng := rand.New(rand.NewPCG(39, 40))
 	const n = 512
 	for _, shape := range [][2]int{{2048, 2048}, {11264, 2048}, {2048, 5632}} {
 		out, in := shape[0], shape[1]
-		for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K} {
+		for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K, quant.Q6_K} {
 			for _, exact := range []bool{true, false} {
 				path := "int8"
 				if exact {
