@@ -13,6 +13,10 @@ type BenchOptions struct {
 	Gen    int    // tokens to decode one at a time; 0: 128
 	KV     KVType // KV cache type
 	Seed   uint64 // for the random prompt
+	// ProbeBytes, when positive and the backend is a BandwidthProber, is
+	// the size of the memory bandwidth probe run after the benchmark, for
+	// the roofline (BenchResult.MemoryGBs).
+	ProbeBytes int
 }
 
 // BenchResult is what Model.Bench measured.
@@ -33,6 +37,13 @@ type BenchResult struct {
 	// for memory bandwidth).
 	PrefillCPUSecs float64 `json:"prefill_cpu_s"`
 	DecodeCPUSecs  float64 `json:"decode_cpu_s"`
+	// The roofline, when the bandwidth was probed (0 otherwise): the
+	// backend's measured read bandwidth, the decode speed it allows if
+	// every step only streamed its weights (MemoryGBs / BytesPerToken),
+	// and the fraction of it the decode reached.
+	MemoryGBs        float64 `json:"memory_gb_s,omitempty"`
+	RooflineTokS     float64 `json:"roofline_tok_s,omitempty"`
+	DecodeOfRoofline float64 `json:"decode_of_roofline,omitempty"`
 }
 
 // Bench measures prefill (one batched pass over Prompt random tokens) and
@@ -96,5 +107,16 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 	r.PrefillTokS = float64(o.Prompt) / r.PrefillSecs
 	r.DecodeTokS = float64(o.Gen) / r.DecodeSecs
 	r.DecodeGBs = float64(r.BytesPerToken) * r.DecodeTokS / 1e9
+	if p, ok := m.backend.(BandwidthProber); ok && o.ProbeBytes > 0 && r.BytesPerToken > 0 {
+		m.mu.Lock()
+		gbs, err := p.MeasureBandwidth(ctx, o.ProbeBytes)
+		m.mu.Unlock()
+		if err != nil {
+			return r, fmt.Errorf("bench bandwidth probe: %w", err)
+		}
+		r.MemoryGBs = gbs
+		r.RooflineTokS = gbs * 1e9 / float64(r.BytesPerToken)
+		r.DecodeOfRoofline = r.DecodeTokS / r.RooflineTokS
+	}
 	return r, nil
 }

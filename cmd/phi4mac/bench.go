@@ -18,12 +18,16 @@ func newBenchCmd() *cobra.Command {
 		o       engine.BenchOptions
 		jsonOut bool
 		profile string
+		probeMB int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model PATH [-p 512] [-n 128] [--json]",
 		Short: "Measure prefill and decode speed",
 		Long: `bench prefills -p random tokens in one batch, then decodes -n tokens one at a time, and
-reports tokens/s, the weight bytes one decode step reads and the effective bandwidth.`,
+reports tokens/s, the weight bytes one decode step reads and the effective bandwidth.
+It then streams --roofline-mb of memory through the backend to measure its read
+bandwidth (where the backend can), and reports the decode speed that bandwidth allows
+if a step did nothing but read its weights, and how close decode came to it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -47,6 +51,7 @@ reports tokens/s, the weight bytes one decode step reads and the effective bandw
 				}
 				defer pprof.StopCPUProfile()
 			}
+			o.ProbeBytes = probeMB << 20
 			r, err := m.Bench(ctx, o)
 			if err != nil {
 				return err
@@ -68,6 +73,10 @@ reports tokens/s, the weight bytes one decode step reads and the effective bandw
 			fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", r.Prompt, r.PrefillSecs, r.PrefillTokS)
 			fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.1f MB of weights per token, %.1f GB/s effective\n",
 				r.Gen, r.DecodeSecs, r.DecodeTokS, float64(r.BytesPerToken)/1e6, r.DecodeGBs)
+			if r.MemoryGBs > 0 {
+				fmt.Fprintf(w, "roofline %.1f GB/s measured read bandwidth: at most %.2f tok/s; decode reached %.0f%%\n",
+					r.MemoryGBs, r.RooflineTokS, 100*r.DecodeOfRoofline)
+			}
 			if r.PrefillCPUSecs > 0 && r.DecodeCPUSecs > 0 {
 				t := float64(mf.threads)
 				fmt.Fprintf(w, "cpu      prefill %.1f s, decode %.1f s of CPU time: with %d idle cores about %.1f and %.2f tok/s\n",
@@ -82,5 +91,6 @@ reports tokens/s, the weight bytes one decode step reads and the effective bandw
 	cmd.Flags().StringVar(&kv, "kv", "f16", "KV cache type: f16 or f32")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	cmd.Flags().StringVar(&profile, "cpuprofile", "", "write a CPU profile of the run here")
+	cmd.Flags().IntVar(&probeMB, "roofline-mb", 512, "MiB of memory the bandwidth probe streams (past the caches); 0 skips the roofline")
 	return cmd
 }

@@ -42,8 +42,11 @@ func TestFitVerdict(t *testing.T) {
 // TestBenchJSON runs a short benchmark of micro and checks the JSON report.
 func TestBenchJSON(t *testing.T) {
 	model := filepath.Join(testrefs.Dir(t), "models/micro/phi3-random-micro-Q8_0.gguf")
-	got := runCmd(t, newBenchCmd, "--model", model, "-p", "16", "-n", "4", "--json", "--threads", "1")
+	got := runCmd(t, newBenchCmd, "--model", model, "-p", "16", "-n", "4", "--json", "--threads", "1", "--roofline-mb", "8")
 	var r struct {
+		MemoryGBs     float64 `json:"memory_gb_s"`
+		RooflineTokS  float64 `json:"roofline_tok_s"`
+		OfRoofline    float64 `json:"decode_of_roofline"`
 		Prompt        int     `json:"prompt_tokens"`
 		Gen           int     `json:"gen_tokens"`
 		PrefillTokS   float64 `json:"prefill_tok_s"`
@@ -57,6 +60,11 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if r.Prompt != 16 || r.Gen != 4 || r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || r.BytesPerToken <= 0 || r.DecodeGBs <= 0 || !strings.Contains(r.Quant, "Q8_0") {
 		t.Errorf("bench report %+v", r)
+	}
+	// The roofline is the measured bandwidth over the bytes a step reads.
+	if r.MemoryGBs <= 0 || math.Abs(r.RooflineTokS-r.MemoryGBs*1e9/float64(r.BytesPerToken)) > 1e-6*r.RooflineTokS ||
+		math.Abs(r.OfRoofline-r.DecodeTokS/r.RooflineTokS) > 1e-9 {
+		t.Errorf("roofline %+v", r)
 	}
 }
 

@@ -1,7 +1,9 @@
 package cpu
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -34,5 +36,22 @@ func BenchmarkBandwidth(b *testing.B) {
 			}
 		})
 		p.close()
+	}
+}
+
+func TestMeasureBandwidth(t *testing.T) {
+	b := New(Options{Threads: 2})
+	defer b.Close()
+	gbs, err := b.MeasureBandwidth(context.Background(), 8<<20)
+	if err != nil || gbs <= 0 || math.IsInf(gbs, 0) {
+		t.Fatalf("bandwidth %v GB/s, %v", gbs, err)
+	}
+	if _, err := b.MeasureBandwidth(context.Background(), 1000); err == nil {
+		t.Error("a probe smaller than one task was accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.MeasureBandwidth(ctx, 8<<20); err == nil {
+		t.Error("a cancelled probe returned no error")
 	}
 }

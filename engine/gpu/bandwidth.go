@@ -47,3 +47,8 @@ func MeasureBandwidth(ctx context.Context, dev Device, size int) (float64, error
 	}
 	return float64(size) / best.Seconds() / 1e9, nil
 }
+
+// MeasureBandwidth is MeasureBandwidth on the backend's device.
+func (b *Backend) MeasureBandwidth(ctx context.Context, size int) (float64, error) {
+	return MeasureBandwidth(ctx, b.dev, size)
+}
