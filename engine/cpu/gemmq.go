@@ -7,22 +7,24 @@ import (
 	"github.com/phi4mac/phi4mac/engine/quant"
 )
 
-// The int8 prefill product for Q4_0 and Q4_K weights. Outside Exact mode
-// the activations are quantised to Q8 exactly as the matrix-vector path
-// does (quantizeQ8), once per product for all tokens, and the 4-bit
-// weights are expanded a group of rows at a time into unsigned bytes
-// 0..15, so the micro-kernel runs on vpmaddubsw: 32 multiply-adds in one
-// instruction where FMA does 8.
+// The int8 prefill product for Q4_0, Q4_K and Q6_K weights. Outside Exact
+// mode the activations are quantised to 8 bits exactly as the
+// matrix-vector path quantises them (Q8_0 blocks of 32 for Q4_0, as
+// quantizeQ8; Q8_K blocks of 256 for the K-quants, as quantizeQ8K), once
+// per product for all tokens, and the weights are expanded a group of rows
+// at a time into unsigned bytes, so the micro-kernel runs on vpmaddubsw: 32
+// multiply-adds in one instruction where FMA does 8.
 //
 // Weight panel (16 rows), per block of 32 input values (qPanelBlock
 // bytes): 8 quads of 64 bytes, quad j holding values 4j..4j+3 of rows 0..7
 // (4 bytes per row) then of rows 8..15; then 16 float32 scales dw (the
 // weight of a block is dw·q − dm) and 16 float32 offsets dm. For Q4_0,
 // dw = d and dm = 8d; for Q4_K, dw = d·sc and dm = dmin·m of the row's
-// sub-block.
+// sub-block. (Q6_K panels differ after the quads: see q6PanelBlock.)
 //
 // Activation tile (6 tokens), per block (qActBlock bytes): the 6 tokens'
-// 32 int8 values, then for each token its scale d and s = d·Σq.
+// 32 int8 values, then for each token its scale d and s = d·Σq (for Q8_K
+// the scale of the block's 256 values).
 //
 // The kernel broadcasts four activations of one token (vpbroadcastd) and
 // multiplies them with a quad of 8 rows, summing the 8 quads of a block in
@@ -265,26 +267,40 @@ func fma32(a, b, c float32) float32 {
 // block's integer dot product of row r and token t,
 // out[16t+r] += (S·d_a)·dw − dm·s_a.
 func gemmq16x6Generic(w, a, _ []byte, nb int, out *[qTile]float32) {
+	var wv [gemmPanel][32]int32
+	var av [32]int32
 	for b := 0; b < nb; b++ {
 		p := w[b*qPanelBlock : (b+1)*qPanelBlock]
 		x := a[b*qActBlock : (b+1)*qActBlock]
+		unpackQuads(p, &wv)
 		for t := 0; t < gemmToks; t++ {
-			q := x[32*t : 32*t+32]
+			for k, v := range x[32*t : 32*t+32] {
+				av[k] = int32(int8(v))
+			}
 			da := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*t:]))
 			sa := math.Float32frombits(binary.LittleEndian.Uint32(x[qActScales+8*t+4:]))
-			for r := 0; r < gemmPanel; r++ {
-				o := panelOffset(r)
+			for r := range wv {
 				var s int32
-				for j := 0; j < 8; j++ {
-					for i := 0; i < 4; i++ {
-						s += int32(p[64*j+o+i]) * int32(int8(q[4*j+i]))
-					}
+				for k, v := range &wv[r] {
+					s += v * av[k]
 				}
 				dw := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDW+4*r:]))
 				dm := math.Float32frombits(binary.LittleEndian.Uint32(p[qPanelDM+4*r:]))
 				v := fma32(float32(s)*da, dw, out[gemmPanel*t+r])
 				out[gemmPanel*t+r] = fma32(-dm, sa, v)
 			}
+		}
+	}
+}
+
+// unpackQuads sets wv[r][k] to value k of row r of the panel block p.
+func unpackQuads(p []byte, wv *[gemmPanel][32]int32) {
+	p = p[:8*64]
+	for r := range wv {
+		o := panelOffset(r)
+		for j := 0; j < 8; j++ {
+			q := p[64*j+o : 64*j+o+4]
+			wv[r][4*j], wv[r][4*j+1], wv[r][4*j+2], wv[r][4*j+3] = int32(q[0]), int32(q[1]), int32(q[2]), int32(q[3])
 		}
 	}
 }
@@ -318,7 +334,7 @@ func (b *Backend) useGemmq(w *Weight) bool {
 	return !b.exact && packerFor(w.typ, b.k) != nil && w.rowLen%32 == 0
 }
 
-// gemmqKernel is a micro-kernel of the int8 path: nb blocks of 32 values
+// gemmqKernelFunc is a micro-kernel of the int8 path: nb blocks of 32 values
 // of a panel w and an activation tile a (and, for Q6_K, the tile's sums of
 // 16 values bs), added to out.
 type gemmqKernelFunc func(w, a, bs []byte, nb int, out *[qTile]float32)
@@ -494,24 +510,33 @@ func tileSums16(tile, bs []byte) {
 // values (a multiple of 8), for t < 6 and r < 16,
 // out[16t+r] += (Σ_i sc_i·Σ_{k∈i} (q_k−32)·a_k)·d·d_a per 256 values.
 func gemmq6Generic(w, a, bs []byte, nb int, out *[qTile]float32) {
+	var wv [gemmPanel][32]int32
+	var av [32]int32
 	for sb := 0; sb < nb/8; sb++ {
 		var sum [gemmToks][gemmPanel]int32
 		for b := 8 * sb; b < 8*sb+8; b++ {
 			p := w[b*q6PanelBlock : (b+1)*q6PanelBlock]
 			x := a[b*qActBlock : (b+1)*qActBlock]
+			unpackQuads(p, &wv)
+			var sc [gemmPanel][2]int32
+			for r := range sc {
+				sc[r][0] = int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+q6Offset(r):])))
+				sc[r][1] = int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64+q6Offset(r):])))
+			}
 			for t := range sum {
-				q := x[32*t : 32*t+32]
+				for k, v := range x[32*t : 32*t+32] {
+					av[k] = int32(int8(v))
+				}
 				bs0 := int32(int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*t:])))
 				bs1 := int32(int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*t+2:])))
-				for r := 0; r < gemmPanel; r++ {
-					o := panelOffset(r)
-					var s [2]int32
-					for k := 0; k < 32; k++ {
-						s[k/16] += int32(p[64*(k/4)+o+k%4]) * int32(int8(q[k]))
+				for r := range wv {
+					wr := &wv[r]
+					var s0, s1 int32
+					for k := 0; k < 16; k++ {
+						s0 += wr[k] * av[k]
+						s1 += wr[16+k] * av[16+k]
 					}
-					sc0 := int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+q6Offset(r):])))
-					sc1 := int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64+q6Offset(r):])))
-					sum[t][r] += sc0*(s[0]-32*bs0) + sc1*(s[1]-32*bs1)
+					sum[t][r] += sc[r][0]*(s0-32*bs0) + sc[r][1]*(s1-32*bs1)
 				}
 			}
 		}
