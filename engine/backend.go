@@ -26,15 +26,6 @@ import (
 //
 // A Backend is used by one goroutine at a time: the engine serialises the
 // forward passes of all sessions of a model.
-// BandwidthProber is implemented by backends that can measure how fast
-// their device reads memory, the ceiling of a memory-bound decode step;
-// Model.Bench uses it for the roofline.
-type BandwidthProber interface {
-	// MeasureBandwidth streams size bytes a few times and returns the best
-	// read bandwidth in GB/s (10⁹ bytes per second).
-	MeasureBandwidth(ctx context.Context, size int) (float64, error)
-}
-
 type Backend interface {
 	// Name identifies the backend in logs and benchmark reports, e.g. "cpu".
 	Name() string
@@ -106,6 +97,15 @@ type Backend interface {
 	// Close releases the backend's resources; weights, buffers and caches
 	// must not be used afterwards.
 	Close() error
+}
+
+// BandwidthProber is implemented by backends that can measure how fast
+// their device reads memory, the ceiling of a memory-bound decode step;
+// Model.Bench uses it for the roofline.
+type BandwidthProber interface {
+	// MeasureBandwidth streams size bytes a few times and returns the best
+	// read bandwidth in GB/s (10⁹ bytes per second).
+	MeasureBandwidth(ctx context.Context, size int) (float64, error)
 }
 
 // Buffer is a float32 activation matrix owned by a Backend.
