@@ -2,9 +2,12 @@ package cpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/phi4mac/phi4mac/engine"
 )
 
 // BenchmarkBandwidth measures how fast this machine streams memory into the
@@ -53,5 +56,29 @@ func TestMeasureBandwidth(t *testing.T) {
 	cancel()
 	if _, err := b.MeasureBandwidth(ctx, 8<<20); err == nil {
 		t.Error("a cancelled probe returned no error")
+	}
+}
+
+// TestMeasureBandwidthTooLarge checks that a probe larger than the memory
+// available (bench --roofline-mb is user input) is refused with an error
+// wrapping engine.ErrNoMemory instead of allocated.
+func TestMeasureBandwidthTooLarge(t *testing.T) {
+	avail, ok := engine.AvailableMemory()
+	if !ok {
+		t.Skip("available memory unknown on this system: nothing to check against")
+	}
+	b := New(Options{Threads: 1})
+	defer b.Close()
+	for _, size := range []int{1 << 50, math.MaxInt} {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("probe of %d bytes (%d available) panicked: %v", size, avail, p)
+				}
+			}()
+			if _, err := b.MeasureBandwidth(context.Background(), size); !errors.Is(err, engine.ErrNoMemory) {
+				t.Errorf("probe of %d bytes with %d available: %v, want ErrNoMemory", size, avail, err)
+			}
+		}()
 	}
 }
