@@ -451,12 +451,9 @@ func q6Offset(r int) int { return 32*(r/8) + 4*(r%8) }
 
 // packQ6_KPanel stores row r of a panel from a Q6_K row.
 func packQ6_KPanel(row []byte, nb int, panel []byte, r int) {
-	t := f16Table()
 	const lo2 = 0x0303030303030303
-	o := q6Offset(r)
 	for sb := 0; sb < nb/8; sb++ {
 		blk := row[210*sb : 210*sb+210]
-		d := t[binary.LittleEndian.Uint16(blk[208:])]
 		for n := 0; n < 2; n++ {
 			ql := blk[64*n : 64*n+64]
 			qh := blk[128+32*n : 128+32*n+32]
@@ -472,18 +469,28 @@ func packQ6_KPanel(row []byte, nb int, panel []byte, r int) {
 			}
 			for m := 0; m < 4; m++ {
 				b := 8*sb + 4*n + m
-				p := panel[b*q6PanelBlock : (b+1)*q6PanelBlock]
-				putQuads(p, r, v[m][0], v[m][1], v[m][2], v[m][3])
-				sc0 := int16(int8(blk[192+2*(4*n+m)]))
-				sc1 := int16(int8(blk[192+2*(4*n+m)+1]))
-				binary.LittleEndian.PutUint16(p[q6PanelSC+o:], uint16(sc0))
-				binary.LittleEndian.PutUint16(p[q6PanelSC+o+2:], uint16(sc0))
-				binary.LittleEndian.PutUint16(p[q6PanelSC+64+o:], uint16(sc1))
-				binary.LittleEndian.PutUint16(p[q6PanelSC+64+o+2:], uint16(sc1))
-				binary.LittleEndian.PutUint16(p[q6PanelSCP+o:], uint16(32*sc0))
-				binary.LittleEndian.PutUint16(p[q6PanelSCP+o+2:], uint16(32*sc1))
-				binary.LittleEndian.PutUint32(p[q6PanelD+4*r:], math.Float32bits(d))
+				putQuads(panel[b*q6PanelBlock:(b+1)*q6PanelBlock], r, v[m][0], v[m][1], v[m][2], v[m][3])
 			}
+		}
+	}
+	packQ6_KScales(row, nb, panel, r)
+}
+
+// packQ6_KScales stores the scales of row r of a panel from a Q6_K row.
+func packQ6_KScales(row []byte, nb int, panel []byte, r int) {
+	t := f16Table()
+	o := q6Offset(r)
+	for sb := 0; sb < nb/8; sb++ {
+		blk := row[210*sb : 210*sb+210]
+		d := math.Float32bits(t[binary.LittleEndian.Uint16(blk[208:])])
+		for i := 0; i < 8; i++ {
+			p := panel[(8*sb+i)*q6PanelBlock : (8*sb+i+1)*q6PanelBlock]
+			sc0 := uint32(uint16(int16(int8(blk[192+2*i]))))
+			sc1 := uint32(uint16(int16(int8(blk[192+2*i+1]))))
+			binary.LittleEndian.PutUint32(p[q6PanelSC+o:], sc0|sc0<<16)
+			binary.LittleEndian.PutUint32(p[q6PanelSC+64+o:], sc1|sc1<<16)
+			binary.LittleEndian.PutUint32(p[q6PanelSCP+o:], uint32(uint16(32*int16(int8(blk[192+2*i]))))|uint32(uint16(32*int16(int8(blk[192+2*i+1]))))<<16)
+			binary.LittleEndian.PutUint32(p[q6PanelD+4*r:], d)
 		}
 	}
 }

@@ -61,19 +61,25 @@ func packQ4_0QuadsAVX2(rows *[gemmPanel]*byte, nb int, dst *byte)
 //go:noescape
 func packQ4_KQuadsAVX2(rows *[gemmPanel]*byte, nsb int, dst *byte)
 
-// fastPacker returns the AVX2 panel packer for t, nil if there is none.
+//go:noescape
+func packQ6_KQuadsAVX2(rows *[gemmPanel]*byte, nsb int, dst *byte)
+
+// fastPacker returns the AVX2 panel packer for t, nil if there is none:
+// the quads in assembly, the scales in Go.
 func fastPacker(t quant.Type, k *kernels) gemmqPacker {
 	if k.name == "go" || !hasAVX2() {
 		return nil
 	}
 	var quads func(rows *[gemmPanel]*byte, n int, dst *byte)
 	var scales func(row []byte, nb int, panel []byte, r int)
-	per, rowBytes := 1, 18 // panel blocks per quads call unit, bytes per unit
+	per, unitBytes, panelBlock := 1, 18, qPanelBlock // panel blocks and row bytes per unit of quads
 	switch t {
 	case quant.Q4_0:
 		quads, scales = packQ4_0QuadsAVX2, packQ4_0Scales
 	case quant.Q4_K:
-		quads, scales, per, rowBytes = packQ4_KQuadsAVX2, packQ4_KScales, 8, 144
+		quads, scales, per, unitBytes = packQ4_KQuadsAVX2, packQ4_KScales, 8, 144
+	case quant.Q6_K:
+		quads, scales, per, unitBytes, panelBlock = packQ6_KQuadsAVX2, packQ6_KScales, 8, 210, q6PanelBlock
 	default:
 		return nil
 	}
@@ -82,10 +88,10 @@ func fastPacker(t quant.Type, k *kernels) gemmqPacker {
 		if units == 0 {
 			return
 		}
-		_ = panel[nb*qPanelBlock-1]
+		_ = panel[nb*panelBlock-1]
 		var ptrs [gemmPanel]*byte
 		for r, row := range rows {
-			_ = row[units*rowBytes-1]
+			_ = row[units*unitBytes-1]
 			ptrs[r] = &row[0]
 			scales(row, nb, panel, r)
 		}
