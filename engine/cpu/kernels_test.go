@@ -453,3 +453,62 @@ func TestQ8Rows(t *testing.T) {
 		}
 	}
 }
+
+// TestQ8ActsBounds checks that the Go wrappers of the assembly
+// Q8-activation kernels bounds-check the activations too, not only the
+// weights: given activations shorter than the weight row needs, they must
+// panic as Go indexing does rather than let the assembly read past them.
+// Each case cuts one activation array by one element, keeping its
+// capacity. (The pure-Go kernels are memory-safe by construction.)
+func TestQ8ActsBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	cases := []struct {
+		typ  quant.Type
+		n    int
+		name string
+		cut  func(a *q8Acts)
+	}{
+		{quant.Q8_0, 128, "q", func(a *q8Acts) { a.q = a.q[:len(a.q)-1] }},
+		{quant.Q4_0, 96, "q (odd blocks)", func(a *q8Acts) { a.q = a.q[:len(a.q)-1] }},
+		{quant.Q4_0, 96, "s (odd blocks)", func(a *q8Acts) { a.s = a.s[:len(a.s)-1] }},
+		{quant.Q4_0, 128, "pairs", func(a *q8Acts) { a.pairs = a.pairs[:len(a.pairs)-1] }},
+		{quant.Q4_0, 128, "s", func(a *q8Acts) { a.s = a.s[:len(a.s)-1] }},
+		{quant.Q4_K, 512, "k.q", func(a *q8Acts) { a.k.q = a.k.q[:len(a.k.q)-1] }},
+		{quant.Q4_K, 512, "k.bsums", func(a *q8Acts) { a.k.bsums = a.k.bsums[:len(a.k.bsums)-1] }},
+		{quant.Q6_K, 512, "k.q", func(a *q8Acts) { a.k.q = a.k.q[:len(a.k.q)-1] }},
+		{quant.Q6_K, 512, "k.bsums", func(a *q8Acts) { a.k.bsums = a.k.bsums[:len(a.k.bsums)-1] }},
+	}
+	for _, k := range kernelSets() {
+		if k.name == "go" {
+			continue
+		}
+		for _, c := range cases {
+			f := k.formats[c.typ]
+			w := testRow(t, c.typ, c.n, rng)
+			w = append(w, w...) // two rows
+			x := make([]float32, c.n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			kernels := map[string]func(a *q8Acts){
+				"dotq": func(a *q8Acts) { f.dotq(w[:len(w)/2], a) },
+			}
+			if f.dotqRows != nil {
+				kernels["dotqRows"] = func(a *q8Acts) { f.dotqRows(w, a, make([]float32, 2)) }
+			}
+			for name, run := range kernels {
+				var a q8Acts
+				quantizeActs(c.typ, x, &a)
+				c.cut(&a)
+				func() {
+					defer func() {
+						if recover() == nil {
+							t.Errorf("%s/%s %s: %s one element short was read without a panic", k.name, c.typ, name, c.name)
+						}
+					}()
+					run(&a)
+				}()
+			}
+		}
+	}
+}

@@ -256,7 +256,7 @@ func simdKernels(k *kernels) *kernels {
 		if nb == 0 {
 			return 0
 		}
-		_ = w[34*nb-1]
+		_, _ = w[34*nb-1], a.q[32*nb-1]
 		return dotQ8_0Q8AVX2(&w[0], &a.q[0], &a.d[0], nb)
 	}
 	q4q8 := func(w []byte, a *q8Acts) float32 {
@@ -264,12 +264,14 @@ func simdKernels(k *kernels) *kernels {
 		if nb == 0 {
 			return 0
 		}
-		_ = w[18*nb-1]
-		if a.pairs != nil {
+		_, _ = w[18*nb-1], a.s[nb-1]
+		if a.pairs != nil && nb%2 == 0 {
+			_ = a.pairs[pairRecord*nb/2-1]
 			var r float32
 			dotQ4_0Q8PairsAVX2(&w[0], &a.pairs[0], &a.s[0], nb, 1, &r)
 			return r
 		}
+		_ = a.q[32*nb-1]
 		return dotQ4_0Q8AVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb)
 	}
 	s.formats[quant.Q8_0] = format{func(w []byte, x []float32) float32 {
@@ -307,7 +309,7 @@ func simdKernels(k *kernels) *kernels {
 			clear(dst)
 			return
 		}
-		_ = w[34*nb*len(dst)-1]
+		_, _ = w[34*nb*len(dst)-1], a.q[32*nb-1]
 		dotQ8_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], nb, len(dst), &dst[0])
 	}
 	s.formats[quant.Q8_0] = q8
@@ -318,11 +320,13 @@ func simdKernels(k *kernels) *kernels {
 			clear(dst)
 			return
 		}
-		_ = w[18*nb*len(dst)-1]
-		if a.pairs != nil {
+		_, _ = w[18*nb*len(dst)-1], a.s[nb-1]
+		if a.pairs != nil && nb%2 == 0 {
+			_ = a.pairs[pairRecord*nb/2-1]
 			dotQ4_0Q8PairsAVX2(&w[0], &a.pairs[0], &a.s[0], nb, len(dst), &dst[0])
 			return
 		}
+		_ = a.q[32*nb-1]
 		dotQ4_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb, len(dst), &dst[0])
 	}
 	s.formats[quant.Q4_0] = q4
@@ -340,7 +344,7 @@ func simdKernels(k *kernels) *kernels {
 				clear(dst)
 				return
 			}
-			_ = w[size*nb*len(dst)-1]
+			_, _, _ = w[size*nb*len(dst)-1], k.q[256*nb-1], k.bsums[16*nb-1]
 			rows(&w[0], &k.q[0], &k.d[0], &k.bsums[0], nb, len(dst), &dst[0])
 		}
 		f.dotq = func(w []byte, a *q8Acts) float32 {
