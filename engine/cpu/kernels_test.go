@@ -512,3 +512,43 @@ func TestQ8ActsBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionKernelsStride checks that the attention kernels of every
+// set refuse a negative row stride of the score matrix for more than one
+// query head (rows before the start of the slice) with a panic, as Go
+// indexing does, instead of reading or writing before the slice. The
+// slices given lie inside larger arrays, so a kernel that ignores the
+// check touches memory of the test, not of the heap.
+func TestAttentionKernelsStride(t *testing.T) {
+	const hd, np, g, stride = 16, 4, 2, -2
+	q := make([]float32, g*hd)
+	for i := range q {
+		q[i] = 1
+	}
+	kv := make([]byte, 2*hd*np)
+	for i := 0; i < len(kv); i += 2 {
+		binary.LittleEndian.PutUint16(kv[i:], quant.F32ToF16(1))
+	}
+	for _, k := range kernelSets() {
+		scores := make([]float32, 32)
+		out := scores[8 : 8+(g-1)*stride+np] // row 1 would start 2 before it
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: scores with stride %d: no panic (wrote before the slice: %v)", k.name, stride, scores[:8])
+				}
+			}()
+			k.attnScoresF16(q, g, kv, np, 1, out, stride)
+		}()
+		w := make([]float32, 32)
+		o := make([]float32, g*hd)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: values with stride %d: no panic", k.name, stride)
+				}
+			}()
+			k.attnValuesF16(w[8:8+(g-1)*stride+np], stride, kv, np, o, g)
+		}()
+	}
+}

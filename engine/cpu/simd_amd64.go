@@ -212,7 +212,9 @@ func simdKernels(k *kernels) *kernels {
 	}
 	s.attnScoresF16 = func(q []float32, g int, k []byte, npos int, scale float32, out []float32, stride int) {
 		hd := len(q) / max(g, 1)
-		if hd%16 != 0 || npos == 0 || g < 1 || g > 4 {
+		// A negative stride puts rows before out: the Go kernel's indexing
+		// refuses it.
+		if hd%16 != 0 || npos == 0 || g < 1 || g > 4 || stride < 0 {
 			attnScoresF16Generic(q, g, k, npos, scale, out, stride)
 			return
 		}
@@ -221,7 +223,7 @@ func simdKernels(k *kernels) *kernels {
 	}
 	s.attnValuesF16 = func(w []float32, stride int, v []byte, npos int, out []float32, g int) {
 		hd := len(out) / max(g, 1)
-		if hd%16 != 0 || npos == 0 || g < 1 || g > 4 {
+		if hd%16 != 0 || npos == 0 || g < 1 || g > 4 || stride < 0 {
 			attnValuesF16Generic(w, stride, v, npos, out, g)
 			return
 		}
