@@ -74,7 +74,8 @@ func packRows(pack func(row []byte, nb int, panel []byte, r int)) gemmqPacker {
 	}
 }
 
-// panelOffset is the offset of row r's 4 bytes within a quad.
+// panelOffset is the offset of row r's 4 bytes within a quad (and within
+// the other 64-byte vectors of per-row values: 8 rows, then 8 rows).
 func panelOffset(r int) int { return 32*(r/8) + 4*(r%8) }
 
 // putQuads stores the 32 values of one block of row r, given as four
@@ -445,10 +446,6 @@ const (
 	qBsBlock     = gemmToks * 4
 )
 
-// q6Offset is the offset of row r's 4 bytes within a 32-byte vector of
-// values per row of its half.
-func q6Offset(r int) int { return 32*(r/8) + 4*(r%8) }
-
 // packQ6_KPanel stores row r of a panel from a Q6_K row.
 func packQ6_KPanel(row []byte, nb int, panel []byte, r int) {
 	const lo2 = 0x0303030303030303
@@ -479,7 +476,7 @@ func packQ6_KPanel(row []byte, nb int, panel []byte, r int) {
 // packQ6_KScales stores the scales of row r of a panel from a Q6_K row.
 func packQ6_KScales(row []byte, nb int, panel []byte, r int) {
 	t := f16Table()
-	o := q6Offset(r)
+	o := panelOffset(r)
 	for sb := 0; sb < nb/8; sb++ {
 		blk := row[210*sb : 210*sb+210]
 		d := math.Float32bits(t[binary.LittleEndian.Uint16(blk[208:])])
@@ -527,8 +524,8 @@ func gemmq6Generic(w, a, bs []byte, nb int, out *[qTile]float32) {
 			unpackQuads(p, &wv)
 			var sc [gemmPanel][2]int32
 			for r := range sc {
-				sc[r][0] = int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+q6Offset(r):])))
-				sc[r][1] = int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64+q6Offset(r):])))
+				sc[r][0] = int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+panelOffset(r):])))
+				sc[r][1] = int32(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64+panelOffset(r):])))
 			}
 			for t := range sum {
 				for k, v := range x[32*t : 32*t+32] {

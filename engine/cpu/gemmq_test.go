@@ -126,7 +126,7 @@ func TestGemmq6Kernel(t *testing.T) {
 						}
 					}
 					for r := 0; r < gemmPanel; r++ {
-						o := q6Offset(r)
+						o := panelOffset(r)
 						for h := 0; h < 2; h++ {
 							sc := int16(rng.IntN(5) - 2)
 							binary.LittleEndian.PutUint16(p[q6PanelSC+64*h+o:], uint16(sc))
@@ -171,7 +171,7 @@ func TestGemmq6Kernel(t *testing.T) {
 						p := w[b*q6PanelBlock:]
 						for k := 0; k < 32; k++ {
 							q := int(p[64*(k/4)+panelOffset(r)+k%4]) - 32
-							sc := int(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k/16)+q6Offset(r):])))
+							sc := int(int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k/16)+panelOffset(r):])))
 							s += sc * q * int(int8(a[b*qActBlock+32*tok+k]))
 						}
 					}
@@ -342,9 +342,9 @@ func TestGemmqPack(t *testing.T) {
 				q := p[64*(k%32/4)+panelOffset(r)+k%4]
 				var got float32
 				if typ == quant.Q6_K {
-					sc := int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k%32/16)+q6Offset(r):]))
-					sc2 := int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k%32/16)+q6Offset(r)+2:]))
-					scp := int16(binary.LittleEndian.Uint16(p[q6PanelSCP+q6Offset(r)+2*(k%32/16):]))
+					sc := int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k%32/16)+panelOffset(r):]))
+					sc2 := int16(binary.LittleEndian.Uint16(p[q6PanelSC+64*(k%32/16)+panelOffset(r)+2:]))
+					scp := int16(binary.LittleEndian.Uint16(p[q6PanelSCP+panelOffset(r)+2*(k%32/16):]))
 					d := math.Float32frombits(binary.LittleEndian.Uint32(p[q6PanelD+4*r:]))
 					if q > 63 || sc != sc2 || scp != 32*sc {
 						t.Fatalf("%s row %d value %d: q = %d, scales %d %d %d", typ, r, k, q, sc, sc2, scp)
