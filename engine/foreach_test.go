@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/cpu"
 	"github.com/phi4mac/phi4mac/internal/testrefs"
 )
 
@@ -252,5 +253,51 @@ func TestForwardAllMemoryCheck(t *testing.T) {
 				t.Errorf("ForwardEach: %v", err)
 			}
 		})
+	}
+}
+
+// failingRead is a CPU backend whose Read fails while fail is set, as a
+// GPU backend's does when recorded work failed.
+type failingRead struct {
+	engine.Backend
+	fail bool
+}
+
+var errRead = errors.New("read failed")
+
+func (f *failingRead) Read(b engine.Buffer, dst []float32) error {
+	if f.fail {
+		return errRead
+	}
+	return f.Backend.Read(b, dst)
+}
+
+// TestForwardReadError checks that a Forward whose logits cannot be read
+// back leaves the session's tokens as they were (its doc's promise for
+// every error): the work whose result could not be read may not have
+// filled the cache, which must then not count as a reusable prefix.
+func TestForwardReadError(t *testing.T) {
+	path := filepath.Join(testrefs.Dir(t), "models/micro/phi3-random-micro-Q8_0.gguf")
+	be := &failingRead{Backend: cpu.New(cpu.Options{Threads: 2, Exact: true})}
+	m, err := engine.Load(context.Background(), path, engine.Options{Backend: be, NoTokenizer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ids := microIDs(12)
+	for _, all := range []bool{false, true} {
+		s := newSession(t, m, engine.SessionOptions{Ctx: 32, KV: engine.KVF32})
+		if _, err := s.Forward(context.Background(), ids[:5], false); err != nil {
+			t.Fatal(err)
+		}
+		be.fail = true
+		_, err := s.Forward(context.Background(), ids[5:], all)
+		be.fail = false
+		if !errors.Is(err, errRead) {
+			t.Fatalf("Forward(all=%v) with a failing Read: %v", all, err)
+		}
+		if !equalIDs(s.Tokens(), ids[:5]) {
+			t.Errorf("Forward(all=%v) failed reading its logits but the session holds %d tokens, want the 5 of before", all, len(s.Tokens()))
+		}
 	}
 }

@@ -231,14 +231,15 @@ func (s *Session) Forward(ctx context.Context, ids []int, all bool) ([]float32, 
 		s.tokens = s.tokens[:pos] // the cache past pos is undefined now
 		return nil, err
 	}
+	if !all {
+		out = make([]float32, s.m.cfg.Vocab)
+		if err := s.m.backend.Read(buf, out); err != nil {
+			// The failed work may not have filled the cache: the tokens
+			// stay those of before.
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+	}
 	s.tokens = append(s.tokens, ids...)
-	if all {
-		return out, nil
-	}
-	out = make([]float32, s.m.cfg.Vocab)
-	if err := s.m.backend.Read(buf, out); err != nil {
-		return nil, err
-	}
 	return out, nil
 }
 
