@@ -251,9 +251,12 @@ func (s *Session) Forward(ctx context.Context, ids []int, all bool) ([]float32, 
 // are, which makes ForwardEach the way to score long texts.
 //
 // fn runs while the model is locked and must not use the model or any of
-// its sessions. If fn returns an error, or ctx is cancelled, ForwardEach
-// stops and returns that error, and the session's tokens are those it held
-// before the call, so the session stays usable.
+// its sessions. If fn returns an error, ForwardEach stops at once and
+// returns it. ctx is checked before each forward pass (of up to the
+// session's batch of positions): once it is cancelled, ForwardEach hands
+// over the rest of the pass under way, then returns ctx's error unless
+// that pass was the last. On an error the session's tokens are those it
+// held before the call, so the session stays usable.
 func (s *Session) ForwardEach(ctx context.Context, ids []int, fn func(i int, logits []float32) error) error {
 	if fn == nil {
 		return errors.New("forward each: nil callback")
