@@ -17,14 +17,14 @@ import (
 type q8Acts struct {
 	q []int8
 	d []float32
-	s []float32 // d·Σq per block (for the K-quants' minimum terms)
+	s []float32 // d·Σq per block (for the −8 offset of the AVX2 Q4_0 kernels)
 	// pairs holds the same values regrouped for the Q4_0 kernel, one
 	// 96-byte record per pair of blocks b0, b1 (see packPairs); nil when
 	// the number of blocks is odd.
 	pairs []byte
 	mem   []byte // backing store of pairs, with room to align it
 	// k is the same vector in Q8_K form, for the K-quant formats (see
-	// format.actK); products quantise only the form their weights use.
+	// usesQ8K); products quantise only the form their weights use.
 	k q8KActs
 }
 
