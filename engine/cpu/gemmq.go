@@ -380,7 +380,10 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 		}
 	})
 
-	zero := make([]byte, w.rowBytes)
+	var zero []byte // stands in for the rows past the last of a panel
+	if out%gemmPanel != 0 {
+		zero = make([]byte, w.rowBytes)
+	}
 	groups := (out + qGroup - 1) / qGroup
 	b.pool.parallel(groups, 1, func(worker, lo, hi int) {
 		var sc []float32
@@ -398,7 +401,7 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 			for p := 0; p < panels; p++ {
 				var rows [gemmPanel][]byte
 				for r := range rows {
-					rows[r] = zero // past the last row
+					rows[r] = zero
 					if row := p*gemmPanel + r; row < nr {
 						rows[r] = w.row(r0 + row)
 					}
