@@ -345,6 +345,13 @@ func TestAttentionKernels(t *testing.T) {
 							t.Fatalf("%s scores hd=%d np=%d g=%d: wrote %g past the end (+%d)", k.name, hd, np, g, v, i)
 						}
 					}
+					for h := 0; h < g-1; h++ { // the gaps between score rows stay untouched
+						for i, v := range got[h*stride+np : (h+1)*stride] {
+							if v != 99 {
+								t.Fatalf("%s scores hd=%d np=%d g=%d: wrote %g between rows %d and %d (+%d)", k.name, hd, np, g, v, h, h+1, i)
+							}
+						}
+					}
 					for h := 0; h < g; h++ {
 						for p := 0; p < np; p++ {
 							// The reference: one query, one key at a time.
