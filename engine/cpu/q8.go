@@ -96,7 +96,8 @@ const pairRecord = 96
 // times, then d(b1) four times. A Q4_0 kernel can then multiply the low
 // and high nibbles of two weight blocks, loaded side by side in one
 // vector, with two contiguous activation vectors, and scale the four
-// partial sums of each block at once. Records start 64-byte aligned.
+// partial sums of each block at once. The array starts 64-byte aligned,
+// so each 96-byte record starts 32-byte aligned.
 func packPairs(a *q8Acts) {
 	nb := len(a.d)
 	if nb%2 != 0 {
