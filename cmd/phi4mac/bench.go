@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime/pprof"
 
@@ -31,6 +32,9 @@ if a step did nothing but read its weights, and how close decode came to it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if probeMB < 0 || probeMB > math.MaxInt>>20 {
+				return fmt.Errorf("--roofline-mb %d: want 0 (no roofline) to %d", probeMB, math.MaxInt>>20)
+			}
 			var err error
 			if o.KV, err = engine.ParseKVType(kv); err != nil {
 				return err

@@ -68,6 +68,23 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchRooflineFlag checks that bench refuses a --roofline-mb it
+// cannot honour (negative, or past what a byte count holds) before loading
+// anything, instead of silently skipping the roofline.
+func TestBenchRooflineFlag(t *testing.T) {
+	model := filepath.Join(testrefs.Dir(t), "models/micro/phi3-random-micro-Q8_0.gguf")
+	for _, mb := range []string{"-1", strconv.Itoa(math.MaxInt >> 19)} {
+		cmd := newBenchCmd()
+		var out strings.Builder
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs([]string{"--model", model, "-p", "4", "-n", "1", "--threads", "1", "--roofline-mb", mb})
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--roofline-mb") {
+			t.Errorf("bench --roofline-mb %s: %v, want an error about --roofline-mb\n%s", mb, err, out.String())
+		}
+	}
+}
+
 // TestPerplexityCmd scores a story with stories260K by llama.cpp's method
 // (text, then --json) and by --score-all: text the model could have
 // written is far more likely than the uniform 512-way guess.
