@@ -48,7 +48,8 @@ type BenchResult struct {
 
 // Bench measures prefill (one batched pass over Prompt random tokens) and
 // decode (Gen tokens, each one forward pass through the KV cache, greedy)
-// speed, after one untimed pass that touches every weight.
+// speed, after one untimed one-token pass that touches every weight matrix
+// (of the token embedding table, only that token's row).
 func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Prompt <= 0 {
 		o.Prompt = 512
@@ -67,9 +68,11 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 		ids[i] = rng.IntN(m.cfg.Vocab)
 	}
 	r := BenchResult{Backend: m.backend.Name(), Prompt: o.Prompt, Gen: o.Gen, BytesPerToken: m.info.DecodeBytes}
-	// Warm up as llama-bench does: one pass over every weight maps the
-	// file's pages and fills the caches, so that neither page faults nor
-	// first-use costs are timed as compute.
+	// Warm up as llama-bench does: one pass through every weight matrix
+	// maps the file's pages and fills the caches, so that neither page
+	// faults nor first-use costs are timed as compute. (The embedding
+	// table is read a row per token, so the prompt's rows still fault in
+	// while timed: a few MB.)
 	if _, err := s.Forward(ctx, ids[:1], false); err != nil {
 		return r, fmt.Errorf("bench warm-up: %w", err)
 	}
