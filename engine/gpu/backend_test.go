@@ -5,6 +5,7 @@ package gpu_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -788,6 +789,33 @@ func TestMeasureBandwidth(t *testing.T) {
 	t.Logf("emulator read bandwidth %.3f GB/s", gbs)
 	if _, err := gpu.MeasureBandwidth(context.Background(), device(t), 8); err == nil {
 		t.Error("8-byte probe accepted")
+	}
+}
+
+// hugeAllocGuard is the emulator, failing the test on any allocation past
+// 1 GiB instead of making it.
+type hugeAllocGuard struct {
+	*emu.Device
+	t *testing.T
+}
+
+func (d hugeAllocGuard) Alloc(size int) (gpu.Buffer, error) {
+	if size > 1<<30 {
+		d.t.Errorf("allocated a %d-byte buffer", size)
+		return nil, errors.New("refused by the test")
+	}
+	return d.Device.Alloc(size)
+}
+
+// TestMeasureBandwidthTooLarge checks that a probe whose 16-byte count
+// does not fit the kernel's uint32 argument is refused before anything is
+// allocated: the kernel would read only the truncated count while the
+// bandwidth was computed from the full size.
+func TestMeasureBandwidthTooLarge(t *testing.T) {
+	for _, size := range []int{16 << 32, 16<<32 + 16, math.MaxInt} {
+		if _, err := gpu.MeasureBandwidth(context.Background(), hugeAllocGuard{device(t), t}, size); err == nil {
+			t.Errorf("%d-byte probe accepted", size)
+		}
 	}
 }
 

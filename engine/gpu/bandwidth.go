@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -16,6 +17,9 @@ func MeasureBandwidth(ctx context.Context, dev Device, size int) (float64, error
 	size &^= 15
 	if size < 16 {
 		return 0, fmt.Errorf("gpu: bandwidth probe of %d bytes", size)
+	}
+	if size/16 > math.MaxUint32 { // the kernel takes a uint32 count of 16-byte reads
+		return 0, fmt.Errorf("gpu: bandwidth probe of %d bytes: at most %d", size, 16*math.MaxUint32)
 	}
 	src, err := dev.Alloc(size)
 	if err != nil {
