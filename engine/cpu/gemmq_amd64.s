@@ -132,9 +132,10 @@ q8amloop:
 	RET
 
 // func q8ScaleRoundAVX2(x, scale *float32, nb int, dst *byte, sums *int32)
-// For nb ≥ 1 blocks b of 32 values: the bytes at dst+240b are
-// int8(x·scale[b]) rounded to nearest even (saturated to ±127..−128 as the
-// values never exceed), and sums[b] their sum.
+// For nb ≥ 1 blocks b of 32 values: the bytes at dst+240b are x·scale[b]
+// rounded to the nearest integer, ties to even (vcvtps2dq), and sums[b]
+// their sum. Packing to bytes saturates, but the quantisers' scales keep
+// finite values within ±127 (so the sums, taken before, agree).
 TEXT ·q8ScaleRoundAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), SI
 	MOVQ scale+8(FP), R8
