@@ -225,13 +225,13 @@ func (b *Backend) MatMul(dst, x engine.Buffer, w engine.Weight) {
 func (b *Backend) gemv(dst, x []float32, w *Weight) {
 	if dotq := w.f.dotq; dotq != nil && !b.exact {
 		if usesQ8K(w.typ) {
-			quantizeQ8K(x, &b.q8.k)
+			b.k.quantizeQ8K(x, &b.q8.k)
 		} else {
-			quantizeQ8(x, &b.q8)
+			b.k.quantizeQ8(x, &b.q8)
 		}
 		a := &b.q8
 		rows := w.f.dotqRows
-		b.pool.parallel(len(dst), b.pool.grainFor(len(dst), 16), func(_, lo, hi int) {
+		b.pool.parallel(len(dst), max(16, len(dst)/(16*b.pool.threads)), func(_, lo, hi int) {
 			if rows != nil {
 				rows(w.data[lo*w.rowBytes:hi*w.rowBytes], a, dst[lo:hi])
 				return

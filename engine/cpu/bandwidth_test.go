@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/phi4mac/phi4mac/engine"
+	"github.com/phi4mac/phi4mac/engine/quant"
+	"github.com/phi4mac/phi4mac/engine/weights"
 )
 
 // BenchmarkBandwidth measures how fast this machine streams memory into the
@@ -80,5 +83,40 @@ func TestMeasureBandwidthTooLarge(t *testing.T) {
 				t.Errorf("probe of %d bytes with %d available: %v, want ErrNoMemory", size, avail, err)
 			}
 		}()
+	}
+}
+
+// BenchmarkGemvMemory runs the decode matrix-vector product on a 256 MiB
+// weight matrix, far past the caches, with 2 threads: its MB/s against
+// BenchmarkBandwidth's is how close each format's kernel comes to the
+// memory roofline (what decode speed depends on).
+func BenchmarkGemvMemory(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const in, size = 4096, 256 << 20
+	be := New(Options{Threads: 2})
+	defer be.Close()
+	for _, typ := range []quant.Type{quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+		rb, _ := typ.RowBytes(in)
+		row := testRow(b, typ, in, rng)
+		out := size / rb
+		data := make([]byte, 0, out*rb)
+		for r := 0; r < out; r++ {
+			data = append(data, row...) // the same row: contents do not matter to speed
+		}
+		w, err := be.wrap(&weights.Tensor{Name: "w", Type: typ, Shape: []int{out, in}, Data: data})
+		if err != nil {
+			b.Fatal(err)
+		}
+		x := be.NewBuffer(1, in).(*buffer)
+		for i := range x.data {
+			x.data[i] = float32(rng.NormFloat64())
+		}
+		dst := be.NewBuffer(1, out)
+		b.Run(typ.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				be.MatMul(dst, x, w)
+			}
+		})
 	}
 }

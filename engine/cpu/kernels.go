@@ -27,8 +27,12 @@ type kernels struct {
 	name    string
 	formats map[quant.Type]format
 	dotF32  func(a, b []float32) float32
-	axpyF32 func(a float32, x, y []float32)
-	axpyF16 func(a float32, x []byte, y []float32)
+	// quantizeQ8 fills a with the Q8_0-block form of x (see q8Acts).
+	quantizeQ8 func(x []float32, a *q8Acts)
+	// quantizeQ8K fills a with the Q8_K form of x (see q8KActs).
+	quantizeQ8K func(x []float32, a *q8KActs)
+	axpyF32     func(a float32, x, y []float32)
+	axpyF16     func(a float32, x []byte, y []float32)
 	// f16Row converts float32 values to half floats (2 bytes each).
 	f16Row func(src []float32, dst []byte)
 	// gemm16x6 is the prefill micro-kernel (see gemm16x6Generic): w
@@ -94,6 +98,8 @@ func genericKernels() *kernels {
 			quant.Q6_K: {dotQ6_KGeneric, dequantQ6_K, dotQ6_KQ8Generic, nil},
 		},
 		dotF32:         dotF32Generic,
+		quantizeQ8:     quantizeQ8,
+		quantizeQ8K:    quantizeQ8K,
 		gemm16x6:       gemm16x6Generic,
 		siluMul:        siluMulGeneric,
 		expSubSum:      expSubSumGeneric,

@@ -1,10 +1,12 @@
 package cpu
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/phi4mac/phi4mac/engine/quant"
@@ -388,6 +390,67 @@ func TestAttentionKernels(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestQuantizeQ8Kernels checks every kernel set's Q8_0 activation
+// quantiser against the pure-Go one, value for value: random blocks, an
+// all-zero block, exact ties at half a step, tiny and huge magnitudes.
+func TestQuantizeQ8Kernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	for _, k := range kernelSets() {
+		for _, n := range []int{32, 64, 96, 2048, 2080, 5632} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			clear(x[:32]) // an all-zero block
+			if n >= 96 {
+				for i := 32; i < 64; i++ { // ties: amax 127 makes the step 1
+					x[i] = float32(i-48) + 0.5
+				}
+				x[32] = 127
+				x[64], x[65] = 1e-30, -3e30
+			}
+			var want, got q8Acts
+			quantizeQ8(x, &want)
+			k.quantizeQ8(x, &got)
+			if !slices.Equal(got.q, want.q) || !slices.Equal(got.d, want.d) || !slices.Equal(got.s, want.s) || !bytes.Equal(got.pairs, want.pairs) {
+				t.Fatalf("%s n=%d: quantizeQ8 differs from the pure-Go one", k.name, n)
+			}
+		}
+	}
+}
+
+// TestQuantizeQ8KKernels checks every kernel set's Q8_K activation
+// quantiser against the pure-Go one, value for value: random blocks, an
+// all-zero block, ties, the largest magnitude negative and repeated with
+// both signs (the first one sets the scale), and a NaN (passed over).
+func TestQuantizeQ8KKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	for _, k := range kernelSets() {
+		for _, n := range []int{256, 512, 2048, 5632 - 5632%256} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			clear(x[:256]) // an all-zero block
+			if n >= 512 {
+				x[300], x[400] = -5, 5  // the first of ±5 sets the scale
+				x[301] = 5 * 63.5 / 127 // a tie
+				x[302] = float32(math.NaN())
+			}
+			var want, got q8KActs
+			quantizeQ8K(x, &want)
+			k.quantizeQ8K(x, &got)
+			if n >= 512 { // a NaN's value, and so its 16-value sum, is undefined
+				want.q[302], got.q[302] = 0, 0
+				want.bsums[302/16], got.bsums[302/16] = 0, 0
+			}
+			if !slices.Equal(got.q, want.q) || !slices.Equal(got.d, want.d) || !slices.Equal(got.bsums, want.bsums) {
+				t.Fatalf("%s n=%d: quantizeQ8K differs from the pure-Go one: d %v vs %v", k.name, n, got.d, want.d)
 			}
 		}
 	}

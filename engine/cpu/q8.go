@@ -44,18 +44,24 @@ type q8KActs struct {
 // their activations in Q8_K form (q8Acts.k) rather than Q8_0 blocks.
 func usesQ8K(t quant.Type) bool { return t == quant.Q4_K || t == quant.Q6_K }
 
+// resize makes a hold n values (n a multiple of 256).
+func (a *q8KActs) resize(n int) {
+	nb := n / 256
+	if cap(a.q) < n {
+		a.q = make([]int8, n)
+		a.d = make([]float32, nb)
+		a.bsums = make([]int16, 16*nb)
+	}
+	a.q, a.d, a.bsums = a.q[:n], a.d[:nb], a.bsums[:16*nb]
+}
+
 // quantizeQ8K fills a with the Q8_K form of x (len(x) a multiple of 256),
 // rounding as llama.cpp's quantize_row_q8_K_ref does: the scale is
 // −max/127 for the value max of largest magnitude, values round to the
 // nearest integer (ties to even) and are clamped to 127.
 func quantizeQ8K(x []float32, a *q8KActs) {
 	nb := len(x) / 256
-	if cap(a.q) < len(x) {
-		a.q = make([]int8, len(x))
-		a.d = make([]float32, nb)
-		a.bsums = make([]int16, 16*nb)
-	}
-	a.q, a.d, a.bsums = a.q[:len(x)], a.d[:nb], a.bsums[:16*nb]
+	a.resize(len(x))
 	for b := 0; b < nb; b++ {
 		xs := x[256*b : 256*b+256]
 		q := a.q[256*b : 256*b+256]
@@ -126,35 +132,48 @@ func packPairs(a *q8Acts) {
 	}
 }
 
-// quantizeQ8 fills a with the Q8 form of x (len(x) a multiple of 32).
-func quantizeQ8(x []float32, a *q8Acts) {
-	nb := len(x) / 32
-	if cap(a.q) < len(x) {
-		a.q = make([]int8, len(x))
+// resize makes a hold n values (n a multiple of 32).
+func (a *q8Acts) resize(n int) {
+	nb := n / 32
+	if cap(a.q) < n {
+		a.q = make([]int8, n)
 		a.d = make([]float32, nb)
 		a.s = make([]float32, nb)
 	}
-	a.q, a.d, a.s = a.q[:len(x)], a.d[:nb], a.s[:nb]
+	a.q, a.d, a.s = a.q[:n], a.d[:nb], a.s[:nb]
+}
+
+// setScale records block b's scale from its largest magnitude amax
+// (amax/127 rounded to half precision, as llama.cpp's block_q8_0 stores
+// it) and the sum of its quantised values.
+func (a *q8Acts) setScale(b int, amax float32, sum int32) {
+	d := quant.F16ToF32(quant.F32ToF16(amax / 127))
+	a.d[b] = d
+	a.s[b] = d * float32(sum)
+}
+
+// quantizeQ8 fills a with the Q8 form of x (len(x) a multiple of 32): the
+// pure-Go kernel (kernels.quantizeQ8).
+func quantizeQ8(x []float32, a *q8Acts) {
+	nb := len(x) / 32
+	a.resize(len(x))
 	for b := 0; b < nb; b++ {
 		xs := x[32*b : 32*b+32]
 		var amax float32
 		for _, v := range xs {
 			amax = max(amax, float32(math.Abs(float64(v))))
 		}
-		d := amax / 127
 		var id float32
 		if amax != 0 {
 			id = 127 / amax // as llama.cpp's AVX2 quantize_row_q8_0
 		}
 		q := a.q[32*b : 32*b+32]
-		sum := 0
+		var sum int32
 		for j, v := range xs {
 			q[j] = int8(math.RoundToEven(float64(v * id))) // _MM_ROUND_NEAREST
-			sum += int(q[j])
+			sum += int32(q[j])
 		}
-		dh := quant.F16ToF32(quant.F32ToF16(d))
-		a.d[b] = dh
-		a.s[b] = dh * float32(sum)
+		a.setScale(b, amax, sum)
 	}
 	packPairs(a)
 }

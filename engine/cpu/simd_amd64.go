@@ -67,6 +67,37 @@ func dotQ6_KQ8KRowsAVX2(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows i
 func dotQ4_KQ8KRowsAVX2(w *byte, xq *int8, xd *float32, bsums *int16, nb, rows int, dst *float32)
 
 //go:noescape
+func quantizeQ8RowAVX2(x *float32, nb int, q *int8, amax *float32, sums *int32)
+
+// quantizeQ8Fast is quantizeQ8 with the per-value work in AVX2.
+func quantizeQ8Fast(x []float32, a *q8Acts) {
+	nb := len(x) / 32
+	a.resize(len(x))
+	const chunk = 64
+	var amax [chunk]float32
+	var sums [chunk]int32
+	for c := 0; c < nb; c += chunk {
+		m := min(chunk, nb-c)
+		quantizeQ8RowAVX2(&x[32*c], m, &a.q[32*c], &amax[0], &sums[0])
+		for b := 0; b < m; b++ {
+			a.setScale(c+b, amax[b], sums[b])
+		}
+	}
+	packPairs(a)
+}
+
+//go:noescape
+func quantizeQ8KRowAVX2(x *float32, nb int, q *int8, d *float32, bsums *int16)
+
+// quantizeQ8KFast is quantizeQ8K in AVX2.
+func quantizeQ8KFast(x []float32, a *q8KActs) {
+	a.resize(len(x))
+	if nb := len(x) / 256; nb > 0 {
+		quantizeQ8KRowAVX2(&x[0], nb, &a.q[0], &a.d[0], &a.bsums[0])
+	}
+}
+
+//go:noescape
 func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
 
 //go:noescape
@@ -185,6 +216,8 @@ func simdKernels(k *kernels) *kernels {
 	s.siluMul = siluMulFast
 	s.expSubSum = expSubSumFast
 	s.transpose16 = transpose16Fast
+	s.quantizeQ8 = quantizeQ8Fast
+	s.quantizeQ8K = quantizeQ8KFast
 	s.transpose16F16 = transpose16F16Fast
 	s.axpyF32 = func(a float32, x, y []float32) {
 		n := len(x) &^ 7

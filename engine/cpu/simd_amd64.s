@@ -1293,3 +1293,200 @@ gvadv:
 gvdone:
 	VZEROUPPER
 	RET
+
+// q8perm puts the dwords of two vpackss passes back in order.
+DATA q8perm<>+0(SB)/8, $0x0000000400000000
+DATA q8perm<>+8(SB)/8, $0x0000000500000001
+DATA q8perm<>+16(SB)/8, $0x0000000600000002
+DATA q8perm<>+24(SB)/8, $0x0000000700000003
+GLOBL q8perm<>(SB), RODATA|NOPTR, $32
+
+// func quantizeQ8RowAVX2(x *float32, nb int, q *int8, amax *float32, sums *int32)
+// For each of nb blocks of 32 values: amax[b] = max |x|, q = x·(127/amax)
+// rounded to the nearest integer, ties to even (0 when amax is 0), and
+// sums[b] = Σq; the rounding of quantizeQ8 and llama.cpp's AVX2
+// quantize_row_q8_0.
+TEXT ·quantizeQ8RowAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ q+16(FP), DI
+	MOVQ amax+24(FP), R8
+	MOVQ sums+32(FP), R9
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x42fe0000, AX
+	VMOVD AX, X14
+	VMOVDQU q8perm<>(SB), Y13
+q8rloop:
+	CMPQ CX, $0
+	JE   q8rdone
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VANDPS Y15, Y0, Y4
+	VANDPS Y15, Y1, Y5
+	VMAXPS Y5, Y4, Y4
+	VANDPS Y15, Y2, Y5
+	VANDPS Y15, Y3, Y6
+	VMAXPS Y6, Y5, Y5
+	VMAXPS Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VMAXPS X5, X4, X4
+	VPERMILPS $0x4e, X4, X5
+	VMAXPS X5, X4, X4
+	VPERMILPS $0xb1, X4, X5
+	VMAXPS X5, X4, X4
+	VMOVSS X4, (R8)
+	VXORPS X7, X7, X7
+	VUCOMISS X7, X4
+	JE   q8rzero
+	VDIVSS X4, X14, X7
+q8rzero:
+	VBROADCASTSS X7, Y7
+	VMULPS Y7, Y0, Y0
+	VMULPS Y7, Y1, Y1
+	VMULPS Y7, Y2, Y2
+	VMULPS Y7, Y3, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPADDD Y1, Y0, Y8
+	VPADDD Y3, Y2, Y9
+	VPADDD Y9, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD X9, X8, X8
+	VPHADDD X8, X8, X8
+	VPHADDD X8, X8, X8
+	VMOVD X8, (R9)
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD Y0, Y13, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  q8rloop
+q8rdone:
+	VZEROUPPER
+	RET
+
+// func quantizeQ8KRowAVX2(x *float32, nb int, q *int8, d *float32, bsums *int16)
+// quantizeQ8K for nb blocks of 256 values: the scale from the first value
+// of largest magnitude (NaNs are passed over, as the Go code's > does), q
+// rounded to the nearest integer, ties to even (the packs saturate at
+// 127, llama.cpp's clamp), and the sums of every 16 values.
+TEXT ·quantizeQ8KRowAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ q+16(FP), DI
+	MOVQ d+24(FP), R8
+	MOVQ bsums+32(FP), R9
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VMOVDQU q8perm<>(SB), Y13
+	MOVL $0xc2fe0000, AX
+	VMOVD AX, X14
+	MOVL $0x3f800000, AX
+	VMOVD AX, X12
+kblk:
+	CMPQ CX, $0
+	JE   kdone
+	VXORPS Y4, Y4, Y4
+	XORQ BX, BX
+kmax:
+	VANDPS (SI)(BX*1), Y15, Y0
+	VMAXPS Y4, Y0, Y4
+	ADDQ $32, BX
+	CMPQ BX, $1024
+	JL   kmax
+	VEXTRACTF128 $1, Y4, X5
+	VMAXPS X4, X5, X4
+	VPERMILPS $0x4e, X4, X5
+	VMAXPS X4, X5, X4
+	VPERMILPS $0xb1, X4, X5
+	VMAXPS X4, X5, X4
+	VXORPS X6, X6, X6
+	VUCOMISS X6, X4
+	JNE  knonzero
+	MOVL $0, (R8)
+	VPXOR Y0, Y0, Y0
+	VMOVDQU Y0, (DI)
+	VMOVDQU Y0, 32(DI)
+	VMOVDQU Y0, 64(DI)
+	VMOVDQU Y0, 96(DI)
+	VMOVDQU Y0, 128(DI)
+	VMOVDQU Y0, 160(DI)
+	VMOVDQU Y0, 192(DI)
+	VMOVDQU Y0, 224(DI)
+	VMOVDQU Y0, (R9)
+	JMP  knext
+knonzero:
+	VBROADCASTSS X4, Y4
+	XORQ BX, BX
+kfind:
+	VANDPS (SI)(BX*1), Y15, Y0
+	VCMPPS $0, Y4, Y0, Y1
+	VMOVMSKPS Y1, AX
+	TESTL AX, AX
+	JNZ  kfound
+	ADDQ $32, BX
+	CMPQ BX, $1024
+	JL   kfind
+	VMOVAPS X4, X5
+	JMP  kscale
+kfound:
+	BSFL AX, AX
+	LEAQ (SI)(BX*1), R10
+	VMOVSS (R10)(AX*4), X5
+kscale:
+	VDIVSS X5, X14, X5
+	VDIVSS X5, X12, X6
+	VMOVSS X6, (R8)
+	VBROADCASTSS X5, Y5
+	XORQ BX, BX
+	XORQ DX, DX
+	XORQ R11, R11
+kq:
+	VMULPS (SI)(BX*1), Y5, Y0
+	VMULPS 32(SI)(BX*1), Y5, Y1
+	VMULPS 64(SI)(BX*1), Y5, Y2
+	VMULPS 96(SI)(BX*1), Y5, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPADDD Y1, Y0, Y8
+	VPADDD Y3, Y2, Y9
+	VPHADDD Y9, Y8, Y8
+	VPHADDD Y8, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD X9, X8, X8
+	VPACKSSDW X8, X8, X8
+	VMOVD X8, (R9)(R11*1)
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD Y0, Y13, Y0
+	VMOVDQU Y0, (DI)(DX*1)
+	ADDQ $128, BX
+	ADDQ $32, DX
+	ADDQ $4, R11
+	CMPQ BX, $1024
+	JL   kq
+knext:
+	ADDQ $1024, SI
+	ADDQ $256, DI
+	ADDQ $4, R8
+	ADDQ $32, R9
+	DECQ CX
+	JMP  kblk
+kdone:
+	VZEROUPPER
+	RET
