@@ -209,26 +209,8 @@ func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels) {
 		xs := x[32*c : 32*(c+m)]
 		qk.absMax(xs, amax[:m])
 		if k {
-			// The scale is −127/mx for the first value mx of largest
-			// magnitude in 256.
 			for kb := 0; kb < m; kb += 8 {
-				a := amax[kb]
-				for _, v := range amax[kb+1 : kb+8] {
-					a = max(a, v)
-				}
-				var iscale float32
-				if a != 0 {
-					b := kb
-					for amax[b] != a {
-						b++
-					}
-					for _, v := range xs[32*b : 32*b+32] {
-						if float32(math.Abs(float64(v))) == a {
-							iscale = -127 / v
-							break
-						}
-					}
-				}
+				iscale := q8KScale(xs[32*kb:32*kb+256], amax[kb:kb+8])
 				for b := kb; b < kb+8; b++ {
 					scale[b] = iscale
 				}
@@ -255,6 +237,43 @@ func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels) {
 			binary.LittleEndian.PutUint32(sc[4:], math.Float32bits(d*float32(sums[b])))
 		}
 	}
+}
+
+// q8KScale returns the scale of 256 values x in Q8_K form, as quantizeQ8K
+// (llama.cpp's quantize_row_q8_K_ref) sets it: −127/mx for the first value
+// mx of largest magnitude, 0 if all are zero. amax holds the largest
+// magnitude of each block of 32. A NaN in x is passed over, as quantizeQ8K
+// passes it over, though the abs-max kernels may return it.
+func q8KScale(x, amax []float32) float32 {
+	x, amax = x[:256], amax[:8]
+	a := amax[0]
+	for _, v := range amax[1:] {
+		a = max(a, v)
+	}
+	if a == 0 {
+		return 0
+	}
+	for b, m := range amax {
+		if m != a {
+			continue
+		}
+		for _, v := range x[32*b : 32*b+32] {
+			if float32(math.Abs(float64(v))) == a {
+				return -127 / v
+			}
+		}
+	}
+	// a is NaN: find the largest magnitude of the other values.
+	var mx, m float32
+	for _, v := range x {
+		if av := float32(math.Abs(float64(v))); av > m {
+			m, mx = av, v
+		}
+	}
+	if m == 0 {
+		return 0
+	}
+	return -127 / mx
 }
 
 // fma32 returns a·b+c rounded once to float32 (up to the rare double

@@ -1,0 +1,195 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/phi4mac/phi4mac/engine/quant"
+	"github.com/phi4mac/phi4mac/engine/weights"
+)
+
+// extremeRow returns a row of n values of typ whose integer values are the
+// largest the format holds (nibble 15, 6-bit 63) with the largest scales, so
+// that the int8 kernels' int16 sums reach their bounds.
+func extremeRow(t testing.TB, typ quant.Type, n int, negScale bool) []byte {
+	t.Helper()
+	rb, err := typ.RowBytes(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, rb)
+	one := quant.F32ToF16(1)
+	switch typ {
+	case quant.Q4_0:
+		for o := 0; o < rb; o += 18 {
+			binary.LittleEndian.PutUint16(b[o:], one)
+			for i := 2; i < 18; i++ {
+				b[o+i] = 0xff
+			}
+		}
+	case quant.Q4_K:
+		for o := 0; o < rb; o += 144 {
+			binary.LittleEndian.PutUint16(b[o:], one)
+			binary.LittleEndian.PutUint16(b[o+2:], one)
+			for i := 4; i < 144; i++ {
+				b[o+i] = 0xff // scales and mins 63, values 15
+			}
+		}
+	case quant.Q6_K:
+		for o := 0; o < rb; o += 210 {
+			for i := 0; i < 192; i++ {
+				b[o+i] = 0xff // values 63
+			}
+			for i := 192; i < 208; i++ {
+				b[o+i] = 0x7f
+				if negScale {
+					b[o+i] = 0x80 // −128
+				}
+			}
+			binary.LittleEndian.PutUint16(b[o+208:], one)
+		}
+	default:
+		t.Fatalf("no extreme rows for %s", typ)
+	}
+	return b
+}
+
+// TestMatMulInt8Edges runs the int8 prefill product end to end on the
+// shapes and values at its limits, on the SIMD and pure-Go kernel sets and
+// several thread counts, against the product of the dequantised weights
+// with the activations quantised as the int8 path quantises them (q8RowRef):
+// weights and activations at the int16 bounds of the kernels (all values
+// 15 or 63 with the largest scales, activations all ±127), inputs of more
+// than 64 blocks (the activation quantisers' chunk) and more than one
+// kernel chunk with a remainder, token counts around the 6-token tile,
+// rows around the 16-row panel and the 96-row group.
+func TestMatMulInt8Edges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	type actKind int
+	const (
+		actRandom actKind = iota
+		actPlus
+		actMinus
+		actTiny
+	)
+	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+		ins := []int{2080, 3072} // 65 and 96 blocks of 32
+		if typ != quant.Q4_0 {
+			ins = []int{2304, 3072}
+		}
+		for _, in := range ins {
+			for _, c := range []struct {
+				out, n  int
+				extreme bool
+				neg     bool
+				act     actKind
+			}{
+				{16, 2, true, false, actPlus},
+				{17, 6, true, false, actMinus},
+				{97, 7, true, true, actPlus},
+				{97, 13, true, true, actMinus},
+				{33, 3, false, false, actRandom},
+				{192, 12, false, false, actRandom},
+				{5, 2, false, false, actTiny},
+			} {
+				if c.neg && typ != quant.Q6_K {
+					continue
+				}
+				data := make([]byte, 0)
+				for r := 0; r < c.out; r++ {
+					if c.extreme {
+						data = append(data, extremeRow(t, typ, in, c.neg)...)
+					} else {
+						data = append(data, testRow(t, typ, in, rng)...)
+					}
+				}
+				x := make([]float32, c.n*in)
+				for i := range x {
+					switch c.act {
+					case actRandom:
+						x[i] = float32(rng.NormFloat64())
+					case actPlus:
+						x[i] = 1
+					case actMinus:
+						x[i] = -1
+					case actTiny:
+						x[i] = float32(rng.NormFloat64() * 1e-38)
+					}
+				}
+				want := make([]float32, c.n*c.out)
+				for j := 0; j < c.n; j++ {
+					for r := 0; r < c.out; r++ {
+						row := data[r*len(data)/c.out : (r+1)*len(data)/c.out]
+						want[j*c.out+r] = q8RowRef(t, typ, row, x[j*in:(j+1)*in])
+					}
+				}
+				for _, opts := range []Options{{Threads: 3}, {Threads: 1}, {Threads: 2, Generic: true}} {
+					name := fmt.Sprintf("%s/in=%d/out=%d/n=%d/extreme=%v/neg=%v/act=%d/threads=%d/generic=%v",
+						typ, in, c.out, c.n, c.extreme, c.neg, c.act, opts.Threads, opts.Generic)
+					b := New(opts)
+					w, err := b.wrap(&weights.Tensor{Name: "w", Type: typ, Shape: []int{c.out, in}, Data: data})
+					if err != nil {
+						t.Fatal(err)
+					}
+					xb := b.NewBuffer(c.n, in).(*buffer)
+					copy(xb.data, x)
+					got := b.NewBuffer(c.n, c.out).(*buffer)
+					for i := range got.data {
+						got.data[i] = float32(math.NaN())
+					}
+					b.MatMul(got, xb, w)
+					for i, g := range got.data {
+						e := want[i]
+						if math.IsNaN(float64(g)) || math.Abs(float64(g-e)) > 1e-4*(1+math.Abs(float64(e))) {
+							t.Fatalf("%s: [%d][%d] = %g, want %g", name, i/c.out, i%c.out, g, e)
+						}
+					}
+					b.Close()
+				}
+			}
+		}
+	}
+}
+
+// TestMatMulInt8NaN checks that a NaN among the activations (a diverged
+// model, a bad input) neither panics nor hangs the int8 product, and leaves
+// the other tokens' outputs as they are without it; a NaN in any block
+// position (the SIMD abs-max keeps a NaN only in some lanes).
+func TestMatMulInt8NaN(t *testing.T) {
+	rng := rand.New(rand.NewPCG(53, 54))
+	const in, out, n = 512, 20, 3
+	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+		for _, pos := range []int{0, 8, 100, 300, 511} {
+			for _, opts := range []Options{{Threads: 2}, {Threads: 2, Generic: true}} {
+				b := New(opts)
+				w := testWeight(t, b, typ, out, in, rng)
+				x := b.NewBuffer(n, in).(*buffer)
+				for i := range x.data {
+					x.data[i] = float32(rng.NormFloat64())
+				}
+				x.data[in+pos] = float32(math.NaN()) // token 1
+				got := b.NewBuffer(n, out).(*buffer)
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Fatalf("%s NaN at %d %+v: panic: %v", typ, pos, opts, r)
+						}
+					}()
+					b.MatMul(got, x, w)
+				}()
+				for _, j := range []int{0, 2} {
+					for r := 0; r < out; r++ {
+						g, e := got.data[j*out+r], q8RowRef(t, typ, w.row(r), x.data[j*in:(j+1)*in])
+						if math.Abs(float64(g-e)) > 1e-4*(1+math.Abs(float64(e))) {
+							t.Fatalf("%s NaN at %d of token 1 %+v: token %d row %d = %g, want %g", typ, pos, opts, j, r, g, e)
+						}
+					}
+				}
+				b.Close()
+			}
+		}
+	}
+}
