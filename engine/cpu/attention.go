@@ -107,26 +107,28 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 						}
 					}
 				}
+				// Softmax numerators; each head's output is divided by its
+				// denominator at the end (hd values rather than np weights).
+				var inv [attnHeads]float32
 				for h := 0; h < gn; h++ {
 					row := sc[h*np : (h+1)*np]
-					mx := float32(math.Inf(-1))
-					for _, v := range row {
-						mx = max(mx, v)
-					}
-					inv := 1 / b.k.expSubSum(row, mx)
-					for p := range row {
-						row[p] *= inv
-					}
+					inv[h] = 1 / b.k.expSubSum(row, b.k.maxF32(row))
 				}
 				if c.elem == 2 {
 					b.k.attnValuesF16(sc, np, vals, np, out, gn)
-					continue
+				} else {
+					for h := 0; h < gn; h++ {
+						o := out[h*hd : (h+1)*hd]
+						clear(o)
+						for p, e := range sc[h*np : (h+1)*np] {
+							b.k.axpyF32(e, bytesAsF32(vals[p*hd*4:], hd), o)
+						}
+					}
 				}
 				for h := 0; h < gn; h++ {
 					o := out[h*hd : (h+1)*hd]
-					clear(o)
-					for p, e := range sc[h*np : (h+1)*np] {
-						b.k.axpyF32(e, bytesAsF32(vals[p*hd*4:], hd), o)
+					for i := range o {
+						o[i] *= inv[h]
 					}
 				}
 			}

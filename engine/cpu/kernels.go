@@ -46,6 +46,8 @@ type kernels struct {
 	transpose16F16 func(dst []float32, src *[gemmPanel][]byte)
 	// siluMul sets o[i] = silu(g[i])·u[i] (all three of equal length).
 	siluMul func(g, u, o []float32)
+	// maxF32 returns the largest value of x (−∞ for none).
+	maxF32 func(x []float32) float32
 	// expSubSum sets x[i] = exp(x[i]-m) and returns the sum of the new
 	// values (the softmax numerators and denominator).
 	expSubSum func(x []float32, m float32) float32
@@ -103,6 +105,7 @@ func genericKernels() *kernels {
 		gemm16x6:       gemm16x6Generic,
 		siluMul:        siluMulGeneric,
 		expSubSum:      expSubSumGeneric,
+		maxF32:         maxF32Generic,
 		transpose16:    transpose16Generic,
 		transpose16F16: transpose16F16Generic,
 		attnScoresF16:  attnScoresF16Generic,
@@ -137,6 +140,14 @@ func siluMulGeneric(g, u, o []float32) {
 	for i, x := range g {
 		o[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
 	}
+}
+
+func maxF32Generic(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	return m
 }
 
 func expSubSumGeneric(x []float32, m float32) float32 {

@@ -456,6 +456,28 @@ func TestQuantizeQ8KKernels(t *testing.T) {
 	}
 }
 
+func TestMaxF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	for _, k := range kernelSets() {
+		for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 24, 33, 100} {
+			for at := 0; at < max(n, 1); at += max(1, n/5) {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = -float32(rng.Float64()) - 1
+				}
+				want := float32(math.Inf(-1))
+				if n > 0 {
+					x[at] = 3
+					want = 3
+				}
+				if got := k.maxF32(x); got != want {
+					t.Fatalf("%s n=%d max at %d: %g", k.name, n, at, got)
+				}
+			}
+		}
+	}
+}
+
 // TestQuantizeQ8K pins llama.cpp's Q8_K rounding on hand-checked values:
 // the scale comes from the value of largest magnitude, with its sign
 // flipped (so that value becomes −127), halves round to even, and an

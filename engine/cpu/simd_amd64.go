@@ -175,6 +175,22 @@ func transpose16F16Fast(dst []float32, src *[gemmPanel][]byte) {
 }
 
 //go:noescape
+func maxF32AVX2(x *float32, n int) float32
+
+// maxF32Fast is the AVX2 form of maxF32Generic.
+func maxF32Fast(x []float32) float32 {
+	n := len(x) &^ 7
+	if n == 0 {
+		return maxF32Generic(x)
+	}
+	m := maxF32AVX2(&x[0], n)
+	if n < len(x) {
+		m = max(m, maxF32Generic(x[n:]))
+	}
+	return m
+}
+
+//go:noescape
 func expSubSumAVX2(x *float32, n int, m float32) float32
 
 //go:noescape
@@ -215,6 +231,7 @@ func simdKernels(k *kernels) *kernels {
 	s.gemm16x6 = gemm16x6Fast
 	s.siluMul = siluMulFast
 	s.expSubSum = expSubSumFast
+	s.maxF32 = maxF32Fast
 	s.transpose16 = transpose16Fast
 	s.quantizeQ8 = quantizeQ8Fast
 	s.quantizeQ8K = quantizeQ8KFast
