@@ -104,7 +104,7 @@ func q8RowRef(t *testing.T, typ quant.Type, row []byte, x []float32) float32 {
 	t.Helper()
 	nb := len(x) / 32
 	tile := make([]byte, nb*qActBlock)
-	quantizeTile([][]float32{x}, tile, usesQ8K(typ), &q8BlocksGeneric)
+	quantizeTile([][]float32{x}, tile, usesQ8K(typ), &q8BlocksGeneric, new(q8Scratch))
 	w := make([]float32, len(x))
 	genericKernels().formats[typ].dequant(row, w)
 	var sum float64

@@ -176,17 +176,29 @@ func scaleRoundGeneric(x, scale []float32, dst []byte, t int, sums []int32) {
 	}
 }
 
+// q8Chunk is the number of blocks of 32 values quantizeToken takes at a
+// time (a multiple of 8).
+const q8Chunk = 64
+
+// q8Scratch is the working space of quantizeToken. The quantisers are
+// called through function values, so arrays on the stack passed to them
+// would move to the heap at every call: each worker keeps one of these.
+type q8Scratch struct {
+	amax, scale [q8Chunk]float32
+	sums        [q8Chunk]int32
+}
+
 // quantizeTile quantises tokens (each of len in, fewer than 6 for the last
 // tile; the rest of the tile is zero) into the activation tile dst: in
 // blocks of 32 with the rounding of quantizeQ8 (the Q8_0 form the Q4_0
 // products use), or with k in blocks of 256 with the rounding of
 // llama.cpp's quantize_row_q8_K_ref (the Q8_K form the K-quant products
 // use), each 256-value scale then repeated for its 8 blocks of 32.
-func quantizeTile(tokens [][]float32, dst []byte, k bool, qk *q8BlockKernels) {
+func quantizeTile(tokens [][]float32, dst []byte, k bool, qk *q8BlockKernels, tmp *q8Scratch) {
 	nb := len(dst) / qActBlock
 	for t := 0; t < gemmToks; t++ {
 		if t < len(tokens) {
-			quantizeToken(tokens[t], dst, t, k, qk)
+			quantizeToken(tokens[t], dst, t, k, qk, tmp)
 			continue
 		}
 		for b := 0; b < nb; b++ {
@@ -199,13 +211,11 @@ func quantizeTile(tokens [][]float32, dst []byte, k bool, qk *q8BlockKernels) {
 
 // quantizeToken quantises x into token t of an activation tile (see
 // quantizeTile).
-func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels) {
-	const chunk = 64 // blocks at a time (a multiple of 8)
+func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels, tmp *q8Scratch) {
 	nb := len(dst) / qActBlock
-	var amax, scale [chunk]float32
-	var sums [chunk]int32
-	for c := 0; c < nb; c += chunk {
-		m := min(chunk, nb-c)
+	amax, scale, sums := &tmp.amax, &tmp.scale, &tmp.sums
+	for c := 0; c < nb; c += q8Chunk {
+		m := min(q8Chunk, nb-c)
 		xs := x[32*c : 32*(c+m)]
 		qk.absMax(xs, amax[:m])
 		if k {
@@ -383,7 +393,15 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 	sc0 := b.scratchFor(0, actFloats+groupFloats+resFloats)
 	act := f32AsBytes(sc0[:actFloats])[:actBytes]
 	bs := f32AsBytes(sc0[:actFloats])[actBytes : actBytes+bsBytes]
-	b.pool.parallel(tiles, 1, func(_, lo, hi int) {
+	// Per worker: the quantisers' working space and the row list of a
+	// panel, on the heap once per call rather than once per token and
+	// panel (they go to functions called through values).
+	type workerTmp struct {
+		q8   q8Scratch
+		rows [gemmPanel][]byte
+	}
+	tmp := make([]workerTmp, b.pool.threads)
+	b.pool.parallel(tiles, 1, func(worker, lo, hi int) {
 		var toks [gemmToks][]float32
 		for j := lo; j < hi; j++ {
 			nt := min(gemmToks, n-j*gemmToks)
@@ -392,7 +410,7 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 				toks[t] = s.data[tt*in : (tt+1)*in]
 			}
 			tile := act[j*nb*qActBlock : (j+1)*nb*qActBlock]
-			quantizeTile(toks[:nt], tile, q8k, qk)
+			quantizeTile(toks[:nt], tile, q8k, qk, &tmp[worker].q8)
 			if w.typ == quant.Q6_K {
 				tileSums16(tile, bs[j*nb*qBsBlock:(j+1)*nb*qBsBlock])
 			}
@@ -418,14 +436,14 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 			nr := min(qGroup, out-r0)
 			panels := (nr + gemmPanel - 1) / gemmPanel
 			for p := 0; p < panels; p++ {
-				var rows [gemmPanel][]byte
+				rows := &tmp[worker].rows
 				for r := range rows {
 					rows[r] = zero
 					if row := p*gemmPanel + r; row < nr {
 						rows[r] = w.row(r0 + row)
 					}
 				}
-				pack(&rows, nb, packed[p*panelBytes:(p+1)*panelBytes])
+				pack(rows, nb, packed[p*panelBytes:(p+1)*panelBytes])
 			}
 			res := res[:tiles*panels*qTile]
 			clear(res)

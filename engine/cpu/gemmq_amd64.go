@@ -70,16 +70,15 @@ func fastPacker(t quant.Type, k *kernels) gemmqPacker {
 	if k.name == "go" || !hasAVX2() {
 		return nil
 	}
-	var quads func(rows *[gemmPanel]*byte, n int, dst *byte)
 	var scales func(row []byte, nb int, panel []byte, r int)
 	per, unitBytes, panelBlock := 1, 18, qPanelBlock // panel blocks and row bytes per unit of quads
 	switch t {
 	case quant.Q4_0:
-		quads, scales = packQ4_0QuadsAVX2, packQ4_0Scales
+		scales = packQ4_0Scales
 	case quant.Q4_K:
-		quads, scales, per, unitBytes = packQ4_KQuadsAVX2, packQ4_KScales, 8, 144
+		scales, per, unitBytes = packQ4_KScales, 8, 144
 	case quant.Q6_K:
-		quads, scales, per, unitBytes, panelBlock = packQ6_KQuadsAVX2, packQ6_KScales, 8, 210, q6PanelBlock
+		scales, per, unitBytes, panelBlock = packQ6_KScales, 8, 210, q6PanelBlock
 	default:
 		return nil
 	}
@@ -95,7 +94,15 @@ func fastPacker(t quant.Type, k *kernels) gemmqPacker {
 			ptrs[r] = &row[0]
 			scales(row, nb, panel, r)
 		}
-		quads(&ptrs, units, &panel[0])
+		// Direct calls, so that ptrs stays on the stack (noescape).
+		switch t {
+		case quant.Q4_0:
+			packQ4_0QuadsAVX2(&ptrs, units, &panel[0])
+		case quant.Q4_K:
+			packQ4_KQuadsAVX2(&ptrs, units, &panel[0])
+		case quant.Q6_K:
+			packQ6_KQuadsAVX2(&ptrs, units, &panel[0])
+		}
 	}
 }
 

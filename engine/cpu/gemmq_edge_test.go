@@ -193,3 +193,89 @@ func TestMatMulInt8NaN(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeTileMatchesGemv checks the activation tiles byte for byte
+// against the matrix-vector path's quantisers (quantizeQ8 for Q8_0 blocks,
+// quantizeQ8K for Q8_K: values, scales, sums of 16), on rows longer than
+// the quantisers' 64-block chunk, with blocks of zeros and the largest
+// magnitude repeated with both signs.
+func TestQuantizeTileMatchesGemv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(55, 56))
+	const in = 3072
+	nb := in / 32
+	toks := make([][]float32, 5)
+	for i := range toks {
+		toks[i] = make([]float32, in)
+		for j := range toks[i] {
+			toks[i][j] = float32(rng.NormFloat64())
+		}
+	}
+	clear(toks[1][2048 : 2048+256])
+	toks[2][2100], toks[2][2101] = 20, -20
+	toks[3][2100], toks[3][2101] = -20, 20
+	toks[4][2047] = 20 // the last value of a quantiser chunk
+	for _, k := range []bool{false, true} {
+		for i, qk := range q8BlockSets() {
+			tile := make([]byte, nb*qActBlock)
+			quantizeTile(toks, tile, k, qk, new(q8Scratch))
+			bs := make([]byte, nb*qBsBlock)
+			tileSums16(tile, bs)
+			for tok, x := range toks {
+				var a q8Acts
+				quantizeQ8(x, &a)
+				quantizeQ8K(x, &a.k)
+				for b := 0; b < nb; b++ {
+					blk := tile[b*qActBlock:]
+					d := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok:]))
+					s := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok+4:]))
+					wantD, wantQ := a.d[b], a.q[32*b:32*b+32]
+					if k {
+						wantD, wantQ = a.k.d[b/8], a.k.q[32*b:32*b+32]
+					}
+					sum := 0
+					for j, q := range wantQ {
+						sum += int(q)
+						if int8(blk[32*tok+j]) != q {
+							t.Fatalf("k=%v set %d token %d block %d: q[%d] = %d, gemv %d", k, i, tok, b, j, int8(blk[32*tok+j]), q)
+						}
+					}
+					if d != wantD || s != wantD*float32(sum) {
+						t.Fatalf("k=%v set %d token %d block %d: d, s = %g, %g; gemv %g, %g", k, i, tok, b, d, s, wantD, wantD*float32(sum))
+					}
+					if k {
+						for h := 0; h < 2; h++ {
+							got := int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*tok+2*h:]))
+							if want := a.k.bsums[2*b+h]; got != want {
+								t.Fatalf("set %d token %d block %d: sum of 16 #%d = %d, gemv %d", i, tok, b, h, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMatMulInt8Allocs checks that the int8 product allocates a bounded
+// number of objects per call, whatever the numbers of tokens and rows (a
+// prefill runs it hundreds of times).
+func TestMatMulInt8Allocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(57, 58))
+	for _, opts := range []Options{{Threads: 2}, {Threads: 2, Generic: true}} {
+		for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+			b := New(opts)
+			var allocs []float64
+			for _, sh := range [][2]int{{8, 192}, {96, 1024}} { // both with two tiles and groups or more
+				n, out := sh[0], sh[1]
+				w := testWeight(t, b, typ, out, 512, rng)
+				x, d := b.NewBuffer(n, 512), b.NewBuffer(n, out)
+				b.MatMul(d, x, w) // the scratch space grows once
+				allocs = append(allocs, testing.AllocsPerRun(5, func() { b.MatMul(d, x, w) }))
+			}
+			if allocs[1] > allocs[0] || allocs[0] > 16 {
+				t.Errorf("%+v %s: %v allocations per product of 8 tokens by 192 rows, %v of 96 by 1024", opts, typ, allocs[0], allocs[1])
+			}
+			b.Close()
+		}
+	}
+}

@@ -113,7 +113,7 @@ func TestGemmq6Kernel(t *testing.T) {
 					toks[i][j] = float32(rng.NormFloat64())
 				}
 			}
-			quantizeTile(toks, a, true, &q8BlocksGeneric)
+			quantizeTile(toks, a, true, &q8BlocksGeneric, new(q8Scratch))
 			if integer {
 				for b := 0; b < nb; b++ {
 					p := w[b*q6PanelBlock:]
@@ -205,7 +205,7 @@ func TestQuantizeTile(t *testing.T) {
 			for i := range dst {
 				dst[i] = 0xff
 			}
-			quantizeTile(toks, dst, false, qk)
+			quantizeTile(toks, dst, false, qk, new(q8Scratch))
 			for tok := 0; tok < gemmToks; tok++ {
 				var a q8Acts
 				if tok < n {
@@ -259,7 +259,7 @@ func TestQuantizeTileQ8K(t *testing.T) {
 	var dst []byte
 	for i, qk := range q8BlockSets() {
 		d := make([]byte, nb*qActBlock)
-		quantizeTile(toks, d, true, qk)
+		quantizeTile(toks, d, true, qk, new(q8Scratch))
 		if i > 0 && string(d) != string(dst) {
 			t.Fatal("SIMD Q8_K tile differs from the pure-Go one")
 		}
