@@ -229,7 +229,7 @@ func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels, t
 			for b, a := range amax[:m] {
 				scale[b] = 0
 				if a != 0 {
-					scale[b] = 127 / a // as llama.cpp's AVX2 quantize_row_q8_0
+					scale[b] = finiteOr0(127 / a) // as llama.cpp's AVX2 quantize_row_q8_0
 				}
 			}
 		}
@@ -269,7 +269,7 @@ func q8KScale(x, amax []float32) float32 {
 		}
 		for _, v := range x[32*b : 32*b+32] {
 			if float32(math.Abs(float64(v))) == a {
-				return -127 / v
+				return finiteOr0(-127 / v)
 			}
 		}
 	}
@@ -283,7 +283,19 @@ func q8KScale(x, amax []float32) float32 {
 	if m == 0 {
 		return 0
 	}
-	return -127 / mx
+	return finiteOr0(-127 / mx)
+}
+
+// finiteOr0 returns the scale s, or 0 if it is infinite or NaN: a block
+// whose largest magnitude is below 127/MaxFloat32 has d = 0 (Q8_0 rounds
+// it to half precision, Q8_K takes 1/±Inf), so its values do not count,
+// but x·Inf would quantise to garbage (−128 and wrapped sums in SIMD, other
+// garbage in Go). With 0 they are all 0.
+func finiteOr0(s float32) float32 {
+	if math.Abs(float64(s)) <= math.MaxFloat32 {
+		return s
+	}
+	return 0
 }
 
 // fma32 returns a·b+c rounded once to float32 (up to the rare double

@@ -279,3 +279,56 @@ func TestMatMulInt8Allocs(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeTileTiny checks the activation tiles of blocks whose largest
+// magnitude is so small (below 127/MaxFloat32) that 127/amax overflows to
+// infinity: the SIMD and pure-Go quantisers must agree, and no value may
+// come out as −128 (vcvtps2dq turns ±Inf into the integer indefinite,
+// which packs to −128) or the sums be garbage; the scale d is 0 there.
+func TestQuantizeTileTiny(t *testing.T) {
+	rng := rand.New(rand.NewPCG(59, 60))
+	const in = 512
+	nb := in / 32
+	toks := make([][]float32, 3)
+	for i := range toks {
+		toks[i] = make([]float32, in)
+		for j := range toks[i] {
+			toks[i][j] = float32(rng.NormFloat64())
+		}
+	}
+	for j := range toks[1] {
+		toks[1][j] = float32(rng.NormFloat64() * 1e-38) // every block tiny
+	}
+	for j := 256; j < 512; j++ {
+		toks[2][j] = float32(rng.NormFloat64() * 1e-39) // the second 256 tiny
+	}
+	for _, k := range []bool{false, true} {
+		var tiles [][]byte
+		for _, qk := range q8BlockSets() {
+			tile := make([]byte, nb*qActBlock)
+			quantizeTile(toks, tile, k, qk, new(q8Scratch))
+			tiles = append(tiles, tile)
+		}
+		for i, tile := range tiles {
+			if string(tile) != string(tiles[0]) {
+				t.Errorf("k=%v: the SIMD tile differs from the pure-Go one", k)
+			}
+			for b := 0; b < nb; b++ {
+				blk := tile[b*qActBlock:]
+				for tok := range toks {
+					for j := 0; j < 32; j++ {
+						if int8(blk[32*tok+j]) == -128 {
+							t.Fatalf("k=%v set %d token %d block %d: value %d quantised to −128", k, i, tok, b, j)
+						}
+					}
+					tiny := tok == 1 || tok == 2 && b >= 8
+					d := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok:]))
+					s := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok+4:]))
+					if tiny && (d != 0 || s != 0) {
+						t.Fatalf("k=%v set %d token %d block %d: d, s = %g, %g, want 0", k, i, tok, b, d, s)
+					}
+				}
+			}
+		}
+	}
+}
