@@ -138,6 +138,11 @@ func TestGemmq6Kernel(t *testing.T) {
 					x := a[b*qActBlock:]
 					for tok := 0; tok < gemmToks; tok++ {
 						binary.LittleEndian.PutUint32(x[qActScales+8*tok:], math.Float32bits(1))
+						if b == 0 { // with the 63s, pair sums of ±4·63·127
+							for k := 0; k < 32; k++ {
+								x[32*tok+k] = byte(int8(127 - 254*(tok%2)))
+							}
+						}
 					}
 				}
 			} else {
