@@ -193,7 +193,8 @@ type q8Scratch struct {
 // blocks of 32 with the rounding of quantizeQ8 (the Q8_0 form the Q4_0
 // products use), or with k in blocks of 256 with the rounding of
 // llama.cpp's quantize_row_q8_K_ref (the Q8_K form the K-quant products
-// use), each 256-value scale then repeated for its 8 blocks of 32.
+// use), each 256-value scale then repeated for its 8 blocks of 32. tmp is
+// the caller's working space.
 func quantizeTile(tokens [][]float32, dst []byte, k bool, qk *q8BlockKernels, tmp *q8Scratch) {
 	nb := len(dst) / qActBlock
 	for t := 0; t < gemmToks; t++ {
@@ -251,7 +252,8 @@ func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels, t
 
 // q8KScale returns the scale of 256 values x in Q8_K form, as quantizeQ8K
 // (llama.cpp's quantize_row_q8_K_ref) sets it: −127/mx for the first value
-// mx of largest magnitude, 0 if all are zero. amax holds the largest
+// mx of largest magnitude, 0 if all are zero (or if −127/mx is infinite:
+// see finiteOr0). amax holds the largest
 // magnitude of each block of 32. A NaN in x is passed over, as quantizeQ8K
 // passes it over, though the abs-max kernels may return it.
 func q8KScale(x, amax []float32) float32 {
