@@ -26,10 +26,10 @@ func testWeight(t testing.TB, b *Backend, typ quant.Type, out, in int, rng *rand
 
 // TestMatMulBatched checks the batched path (prefill) against row-by-row
 // matrix-vector products on edge shapes: with Exact, against the exact
-// products (float32 activations); otherwise Q4_0 and Q4_K, which then run
-// on Q8 activations, against the non-exact row-by-row (pure-Go) products, and the
-// other formats (float32 activations) against the exact ones. The pure-Go
-// kernels are checked the same way.
+// products (float32 activations); otherwise Q4_0, Q4_K and Q6_K, which then
+// run on Q8 activations, against the non-exact row-by-row (pure-Go)
+// products, and the other formats (float32 activations) against the exact
+// ones. The pure-Go kernels are checked the same way.
 func TestMatMulBatched(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	ref := New(Options{Threads: 1, Exact: true})
