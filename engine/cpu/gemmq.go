@@ -253,7 +253,7 @@ func quantizeToken(x []float32, dst []byte, t int, k bool, qk *q8BlockKernels, t
 // q8KScale returns the scale of 256 values x in Q8_K form, as quantizeQ8K
 // (llama.cpp's quantize_row_q8_K_ref) sets it: −127/mx for the first value
 // mx of largest magnitude, 0 if all are zero (or if −127/mx is infinite:
-// see finiteOr0). amax holds the largest
+// see finiteOr0), NaN if mx is infinite. amax holds the largest
 // magnitude of each block of 32. A NaN in x is passed over, as quantizeQ8K
 // passes it over, though the abs-max kernels may return it.
 func q8KScale(x, amax []float32) float32 {
@@ -264,6 +264,11 @@ func q8KScale(x, amax []float32) float32 {
 	}
 	if a == 0 {
 		return 0
+	}
+	if math.IsInf(float64(a), 1) {
+		// −127/±Inf is 0, which would drop the 256 values; NaN keeps
+		// the product non-finite, as the matrix-vector one (d = 1/∓0).
+		return float32(math.NaN())
 	}
 	for b, m := range amax {
 		if m != a {

@@ -332,3 +332,39 @@ func TestQuantizeTileTiny(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulInt8Inf checks that an infinite activation makes its token's
+// outputs non-finite in the int8 product as in the matrix-vector one (a
+// diverged model must not look sane in prefill), for every format and
+// kernel set.
+func TestMatMulInt8Inf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	const in, out, n = 512, 20, 3
+	for _, typ := range []quant.Type{quant.Q4_0, quant.Q4_K, quant.Q6_K} {
+		for _, inf := range []float64{math.Inf(1), math.Inf(-1)} {
+			for _, opts := range []Options{{Threads: 2}, {Threads: 2, Generic: true}} {
+				b := New(opts)
+				w := testWeight(t, b, typ, out, in, rng)
+				x := b.NewBuffer(n, in).(*buffer)
+				for i := range x.data {
+					x.data[i] = float32(rng.NormFloat64())
+				}
+				x.data[in+300] = float32(inf) // token 1
+				got := b.NewBuffer(n, out).(*buffer)
+				b.MatMul(got, x, w)
+				row := b.NewBuffer(1, out).(*buffer)
+				b.MatMul(row, b.Rows(x, 1, 1), w)
+				for r := 0; r < out; r++ {
+					g, e := float64(got.data[out+r]), float64(row.data[r])
+					if !math.IsInf(e, 0) && !math.IsNaN(e) {
+						t.Fatalf("%s %g %+v: gemv row %d = %g, want non-finite", typ, inf, opts, r, e)
+					}
+					if !math.IsInf(g, 0) && !math.IsNaN(g) {
+						t.Fatalf("%s %g %+v: row %d = %g, gemv %g", typ, inf, opts, r, g, e)
+					}
+				}
+				b.Close()
+			}
+		}
+	}
+}
