@@ -195,10 +195,10 @@ func TestMatMulInt8NaN(t *testing.T) {
 }
 
 // TestQuantizeTileMatchesGemv checks the activation tiles byte for byte
-// against the matrix-vector path's quantisers (quantizeQ8 for Q8_0 blocks,
-// quantizeQ8K for Q8_K: values, scales, sums of 16), on rows longer than
-// the quantisers' 64-block chunk, with blocks of zeros and the largest
-// magnitude repeated with both signs.
+// against the matrix-vector path's quantisers, pure Go and SIMD (quantizeQ8
+// for Q8_0 blocks, quantizeQ8K for Q8_K: values, scales, sums of 16), on
+// rows longer than the quantisers' 64-block chunk, with blocks of zeros and
+// the largest magnitude repeated with both signs.
 func TestQuantizeTileMatchesGemv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(55, 56))
 	const in = 3072
@@ -221,32 +221,34 @@ func TestQuantizeTileMatchesGemv(t *testing.T) {
 			bs := make([]byte, nb*qBsBlock)
 			tileSums16(tile, bs)
 			for tok, x := range toks {
-				var a q8Acts
-				quantizeQ8(x, &a)
-				quantizeQ8K(x, &a.k)
-				for b := 0; b < nb; b++ {
-					blk := tile[b*qActBlock:]
-					d := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok:]))
-					s := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok+4:]))
-					wantD, wantQ := a.d[b], a.q[32*b:32*b+32]
-					if k {
-						wantD, wantQ = a.k.d[b/8], a.k.q[32*b:32*b+32]
-					}
-					sum := 0
-					for j, q := range wantQ {
-						sum += int(q)
-						if int8(blk[32*tok+j]) != q {
-							t.Fatalf("k=%v set %d token %d block %d: q[%d] = %d, gemv %d", k, i, tok, b, j, int8(blk[32*tok+j]), q)
+				for _, ks := range kernelSets() { // gemv's quantisers, pure Go and SIMD
+					var a q8Acts
+					ks.quantizeQ8(x, &a)
+					ks.quantizeQ8K(x, &a.k)
+					for b := 0; b < nb; b++ {
+						blk := tile[b*qActBlock:]
+						d := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok:]))
+						s := math.Float32frombits(binary.LittleEndian.Uint32(blk[qActScales+8*tok+4:]))
+						wantD, wantQ := a.d[b], a.q[32*b:32*b+32]
+						if k {
+							wantD, wantQ = a.k.d[b/8], a.k.q[32*b:32*b+32]
 						}
-					}
-					if d != wantD || s != wantD*float32(sum) {
-						t.Fatalf("k=%v set %d token %d block %d: d, s = %g, %g; gemv %g, %g", k, i, tok, b, d, s, wantD, wantD*float32(sum))
-					}
-					if k {
-						for h := 0; h < 2; h++ {
-							got := int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*tok+2*h:]))
-							if want := a.k.bsums[2*b+h]; got != want {
-								t.Fatalf("set %d token %d block %d: sum of 16 #%d = %d, gemv %d", i, tok, b, h, got, want)
+						sum := 0
+						for j, q := range wantQ {
+							sum += int(q)
+							if int8(blk[32*tok+j]) != q {
+								t.Fatalf("k=%v set %d token %d block %d: q[%d] = %d, gemv %d", k, i, tok, b, j, int8(blk[32*tok+j]), q)
+							}
+						}
+						if d != wantD || s != wantD*float32(sum) {
+							t.Fatalf("k=%v set %d token %d block %d: d, s = %g, %g; gemv %g, %g", k, i, tok, b, d, s, wantD, wantD*float32(sum))
+						}
+						if k {
+							for h := 0; h < 2; h++ {
+								got := int16(binary.LittleEndian.Uint16(bs[b*qBsBlock+4*tok+2*h:]))
+								if want := a.k.bsums[2*b+h]; got != want {
+									t.Fatalf("set %d token %d block %d: sum of 16 #%d = %d, gemv %d", i, tok, b, h, got, want)
+								}
 							}
 						}
 					}
