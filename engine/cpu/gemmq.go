@@ -482,7 +482,12 @@ func (b *Backend) gemmq(d, s *buffer, w *Weight) {
 				for p := 0; p < panels; p++ {
 					m := min(gemmPanel, nr-p*gemmPanel)
 					src := res[(j*panels+p)*qTile+gemmPanel*tt:]
-					copy(d.data[t*out+r0+p*gemmPanel:t*out+r0+p*gemmPanel+m], src[:m])
+					dst := d.data[t*out+r0+p*gemmPanel:]
+					if m == gemmPanel { // a whole panel: 16 values, inline moves rather than a memmove call
+						*(*[gemmPanel]float32)(dst) = *(*[gemmPanel]float32)(src)
+						continue
+					}
+					copy(dst[:m], src[:m])
 				}
 			}
 		}
