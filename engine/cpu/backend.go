@@ -41,6 +41,7 @@ type Backend struct {
 	exact   bool
 	scratch [][]float32 // per worker
 	q8      q8Acts      // the activation vector of the current product, quantised
+	xpack   []float32   // the activations of the current prefill product, packed (packTokens)
 }
 
 var _ engine.Backend = (*Backend)(nil)

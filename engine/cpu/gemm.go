@@ -22,13 +22,14 @@ const (
 )
 
 // gemm16x6Generic is the pure-Go micro-kernel: for t < 6 and r < 16,
-// out[t][r] (+)= Σ_i w[16i+r]·x[t][i] for i < k.
-func gemm16x6Generic(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks][]float32, acc bool) {
+// out[t][r] (+)= Σ_i w[16i+r]·x[6i+t] for i < k (both operands k-major:
+// 16 weights and 6 activations per step).
+func gemm16x6Generic(w, x []float32, k int, out *[gemmToks][]float32, acc bool) {
 	var res [gemmToks][gemmPanel]float32
-	for t := range res {
-		xt := x[t][:k]
-		for i, v := range xt {
-			wi := w[gemmPanel*i : gemmPanel*i+gemmPanel]
+	for i := 0; i < k; i++ {
+		wi := w[gemmPanel*i : gemmPanel*i+gemmPanel]
+		xi := x[gemmToks*i : gemmToks*i+gemmToks]
+		for t, v := range xi {
 			for r := range wi {
 				res[t][r] += wi[r] * v
 			}
@@ -56,6 +57,7 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 	}
 	out, in, n := w.rows(), w.rowLen, s.rows
 	kern := b.k.gemm16x6
+	xp := b.packTokens(s)
 	groups := (out + gemmGroup - 1) / gemmGroup
 	b.pool.parallel(groups, 1, func(worker, lo, hi int) { // a group is milliseconds of work: hand them out one by one for balance
 		// Scratch: a panel of dequantised rows, the group's packed panels, and
@@ -64,7 +66,7 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 		rows := sc[:gemmPanel*in]
 		packed := sc[gemmPanel*in : gemmPanel*in+gemmGroup*in]
 		res := sc[gemmPanel*in+gemmGroup*in:]
-		var xs, os [gemmToks][]float32
+		var os [gemmToks][]float32
 		var zeros []byte // a half-float row of zeros, for panels past the last row
 		if w.typ == quant.F16 && out%gemmPanel != 0 {
 			zeros = make([]byte, 2*in)
@@ -106,16 +108,13 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 				kn := min(gemmK, in-k0)
 				for j := 0; j < n; j += gemmToks {
 					nt := min(gemmToks, n-j)
-					for t := range xs {
-						tt := j + min(t, nt-1)
-						xs[t] = s.data[tt*in+k0 : tt*in+k0+kn]
-					}
+					x := xp[gemmToks*(j/gemmToks*in+k0) : gemmToks*(j/gemmToks*in+k0+kn)]
 					for p := 0; p < panels; p++ {
 						for t := range os {
 							tt := j + min(t, nt-1)
 							os[t] = res[tt*gemmGroup+p*gemmPanel : tt*gemmGroup+(p+1)*gemmPanel]
 						}
-						kern(packed[p*gemmPanel*in+gemmPanel*k0:], &xs, kn, &os, k0 > 0)
+						kern(packed[p*gemmPanel*in+gemmPanel*k0:], x, kn, &os, k0 > 0)
 					}
 				}
 			}
@@ -124,6 +123,44 @@ func (b *Backend) gemm(d, s *buffer, w *Weight) {
 			}
 		}
 	})
+}
+
+// packTokens returns the rows of s (tokens) regrouped for the
+// micro-kernel: tiles of 6 tokens, each stored k-major (the 6 tokens'
+// values of input k side by side), the last tile padded by repeating its
+// last token. The micro-kernel's broadcasts then read one sequential
+// stream instead of six rows.
+func (b *Backend) packTokens(s *buffer) []float32 {
+	n, in := s.rows, s.cols
+	tiles := (n + gemmToks - 1) / gemmToks
+	size := tiles * in * gemmToks
+	if cap(b.xpack) < size {
+		b.xpack = make([]float32, size)
+	}
+	xp := b.xpack[:size]
+	b.pool.parallel(tiles, 1, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			var rows [gemmToks][]float32
+			for t := range rows {
+				tt := min(gemmToks*j+t, n-1)
+				rows[t] = s.data[tt*in : (tt+1)*in]
+			}
+			b.k.interleave6(xp[j*in*gemmToks:(j+1)*in*gemmToks], &rows)
+		}
+	})
+	return xp
+}
+
+// interleave6Generic stores the 6 rows src (of equal length) k-major
+// into dst: dst[6i+t] = src[t][i].
+func interleave6Generic(dst []float32, src *[gemmToks][]float32) {
+	n := len(src[0])
+	s0, s1, s2, s3, s4, s5 := src[0][:n], src[1][:n], src[2][:n], src[3][:n], src[4][:n], src[5][:n]
+	dst = dst[:gemmToks*n]
+	for i := 0; i < n; i++ {
+		d := dst[gemmToks*i : gemmToks*i+gemmToks : gemmToks*i+gemmToks]
+		d[0], d[1], d[2], d[3], d[4], d[5] = s0[i], s1[i], s2[i], s3[i], s4[i], s5[i]
+	}
 }
 
 // transpose16F16Generic is transpose16Generic for rows of half floats:

@@ -1,19 +1,15 @@
 #include "textflag.h"
 
-// func gemm16x6F32AVX2(w *float32, x *[6]*float32, k int, out *[6]*float32, acc int)
+// func gemm16x6F32AVX2(w *float32, x *float32, k int, out *[6]*float32, acc int)
 // The prefill micro-kernel: for t < 6 and r < 16,
-// out[t][r] (+)= Σ_i w[16i+r]·x[t][i] over k steps i, where w is a panel of
-// 16 weight rows stored k-major (16 values per step). With acc == 0 the
-// results overwrite out, else they are added to it.
+// out[t][r] (+)= Σ_i w[16i+r]·x[6i+t] over k steps i, where w is a panel of
+// 16 weight rows stored k-major (16 values per step) and x the six tokens'
+// activations packed the same way (6 values per step), so the broadcasts
+// read one stream. With acc == 0 the results overwrite out, else they are
+// added to it.
 TEXT ·gemm16x6F32AVX2(SB), NOSPLIT, $0-40
 	MOVQ w+0(FP), AX
-	MOVQ x+8(FP), R11
-	MOVQ 0(R11), DX
-	MOVQ 8(R11), SI
-	MOVQ 16(R11), DI
-	MOVQ 24(R11), R8
-	MOVQ 32(R11), R9
-	MOVQ 40(R11), R10
+	MOVQ x+8(FP), DX
 	MOVQ k+16(FP), BX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -27,34 +23,33 @@ TEXT ·gemm16x6F32AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
-	XORQ CX, CX
 	TESTQ BX, BX
 	JLE  g16done
 g16loop:
 	VMOVUPS (AX), Y12
 	VMOVUPS 32(AX), Y13
-	VBROADCASTSS (DX)(CX*4), Y14
+	VBROADCASTSS 0(DX), Y14
 	VFMADD231PS Y12, Y14, Y0
 	VFMADD231PS Y13, Y14, Y1
-	VBROADCASTSS (SI)(CX*4), Y15
+	VBROADCASTSS 4(DX), Y15
 	VFMADD231PS Y12, Y15, Y2
 	VFMADD231PS Y13, Y15, Y3
-	VBROADCASTSS (DI)(CX*4), Y14
+	VBROADCASTSS 8(DX), Y14
 	VFMADD231PS Y12, Y14, Y4
 	VFMADD231PS Y13, Y14, Y5
-	VBROADCASTSS (R8)(CX*4), Y15
+	VBROADCASTSS 12(DX), Y15
 	VFMADD231PS Y12, Y15, Y6
 	VFMADD231PS Y13, Y15, Y7
-	VBROADCASTSS (R9)(CX*4), Y14
+	VBROADCASTSS 16(DX), Y14
 	VFMADD231PS Y12, Y14, Y8
 	VFMADD231PS Y13, Y14, Y9
-	VBROADCASTSS (R10)(CX*4), Y15
+	VBROADCASTSS 20(DX), Y15
 	VFMADD231PS Y12, Y15, Y10
 	VFMADD231PS Y13, Y15, Y11
 	ADDQ $64, AX
-	INCQ CX
-	CMPQ CX, BX
-	JLT  g16loop
+	ADDQ $24, DX
+	DECQ BX
+	JNZ  g16loop
 g16done:
 	MOVQ out+24(FP), R11
 	MOVQ acc+32(FP), BX

@@ -17,12 +17,12 @@ func TestGEMMMicroKernel(t *testing.T) {
 			for i := range w {
 				w[i] = float32(rng.NormFloat64())
 			}
-			var x, got, want [gemmToks][]float32
-			for tk := range x {
-				x[tk] = make([]float32, k)
-				for i := range x[tk] {
-					x[tk][i] = float32(rng.NormFloat64())
-				}
+			x := make([]float32, gemmToks*k+5)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			var got, want [gemmToks][]float32
+			for tk := range got {
 				got[tk] = make([]float32, gemmPanel)
 				want[tk] = make([]float32, gemmPanel)
 				for r := range got[tk] {
@@ -30,9 +30,26 @@ func TestGEMMMicroKernel(t *testing.T) {
 					got[tk][r], want[tk][r] = v, v
 				}
 			}
-			x[5] = x[4] // the tail of a token block repeats its last token
-			fast(w, &x, k, &got, acc)
-			gemm16x6Generic(w, &x, k, &want, acc)
+			got[5], want[5] = got[4], want[4] // the tail of a token block repeats its last token
+			for i := 0; i < k; i++ {
+				x[gemmToks*i+5] = x[gemmToks*i+4]
+			}
+			fast(w, x, k, &got, acc)
+			gemm16x6Generic(w, x, k, &want, acc)
+			// And the generic kernel against the definition, in float64.
+			if k > 0 && !acc {
+				for tk := 0; tk < gemmToks; tk++ {
+					for r := 0; r < gemmPanel; r++ {
+						var e float64
+						for i := 0; i < k; i++ {
+							e += float64(w[gemmPanel*i+r]) * float64(x[gemmToks*i+tk])
+						}
+						if g := want[tk][r]; math.Abs(float64(g)-e) > 1e-4*(1+math.Abs(e)) {
+							t.Fatalf("generic k=%d: out[%d][%d] = %g, want %g", k, tk, r, g, e)
+						}
+					}
+				}
+			}
 			for tk := range got {
 				for r := range got[tk] {
 					g, e := got[tk][r], want[tk][r]
@@ -50,13 +67,13 @@ func BenchmarkGEMMMicroKernel(b *testing.B) {
 	const k = 256
 	kern := simdKernels(genericKernels()).gemm16x6
 	w := make([]float32, gemmPanel*k)
-	var x, out [gemmToks][]float32
-	for t := range x {
-		x[t] = make([]float32, k)
+	x := make([]float32, gemmToks*k)
+	var out [gemmToks][]float32
+	for t := range out {
 		out[t] = make([]float32, gemmPanel)
 	}
 	for b.Loop() {
-		kern(w, &x, k, &out, false)
+		kern(w, x, k, &out, false)
 	}
 	b.ReportMetric(2*gemmPanel*gemmToks*k*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

@@ -36,8 +36,11 @@ type kernels struct {
 	// f16Row converts float32 values to half floats (2 bytes each).
 	f16Row func(src []float32, dst []byte)
 	// gemm16x6 is the prefill micro-kernel (see gemm16x6Generic): w
-	// holds at least 16·k values, each x[t] k values, each out[t] 16.
-	gemm16x6 func(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks][]float32, acc bool)
+	// holds at least 16·k values, x 6·k, each out[t] 16.
+	gemm16x6 func(w, x []float32, k int, out *[gemmToks][]float32, acc bool)
+	// interleave6 stores 6 rows of equal length k-major:
+	// dst[6i+t] = src[t][i] (the micro-kernel's activation layout).
+	interleave6 func(dst []float32, src *[gemmToks][]float32)
 	// transpose16 stores 16 rows of equal length k-major:
 	// dst[16i+r] = src[r][i].
 	transpose16 func(dst []float32, src *[gemmPanel][]float32)
@@ -103,6 +106,7 @@ func genericKernels() *kernels {
 		quantizeQ8:     quantizeQ8,
 		quantizeQ8K:    quantizeQ8K,
 		gemm16x6:       gemm16x6Generic,
+		interleave6:    interleave6Generic,
 		siluMul:        siluMulGeneric,
 		expSubSum:      expSubSumGeneric,
 		maxF32:         maxF32Generic,

@@ -101,27 +101,25 @@ func quantizeQ8KFast(x []float32, a *q8KActs) {
 func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
 
 //go:noescape
-func gemm16x6F32AVX2(w *float32, x *[gemmToks]*float32, k int, out *[gemmToks]*float32, acc int)
+func gemm16x6F32AVX2(w *float32, x *float32, k int, out *[gemmToks]*float32, acc int)
 
 // gemm16x6Fast is the AVX2 form of gemm16x6Generic.
-func gemm16x6Fast(w []float32, x *[gemmToks][]float32, k int, out *[gemmToks][]float32, acc bool) {
+func gemm16x6Fast(w, x []float32, k int, out *[gemmToks][]float32, acc bool) {
 	if k <= 0 {
 		gemm16x6Generic(w, x, 0, out, acc)
 		return
 	}
-	_ = w[gemmPanel*k-1]
-	var xp, op [gemmToks]*float32
-	for t := range xp {
-		_ = x[t][k-1]
+	_, _ = w[gemmPanel*k-1], x[gemmToks*k-1]
+	var op [gemmToks]*float32
+	for t := range op {
 		_ = out[t][gemmPanel-1]
-		xp[t] = &x[t][0]
 		op[t] = &out[t][0]
 	}
 	a := 0
 	if acc {
 		a = 1
 	}
-	gemm16x6F32AVX2(&w[0], &xp, k, &op, a)
+	gemm16x6F32AVX2(&w[0], &x[0], k, &op, a)
 }
 
 //go:noescape
