@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "transpose_amd64.h"
 
 DATA gemmqOnes<>+0(SB)/8, $0x0001000100010001
 DATA gemmqOnes<>+8(SB)/8, $0x0001000100010001
@@ -283,33 +284,6 @@ GLOBL gemmqTwoBits<>(SB), RODATA|NOPTR, $32
 // matrix of 4-byte groups so that Y8+j holds values 4j..4j+3 of the 8
 // rows: quad j of that half of the panel. AX holds the 16 row pointers,
 // BX the offset of the block in the rows, DI the panel block.
-
-// TRANSPOSE8 transposes the 4-byte groups of Y0–Y7 into Y8–Y15.
-#define TRANSPOSE8 \
-	VUNPCKLPS Y1, Y0, Y8 \
-	VUNPCKHPS Y1, Y0, Y9 \
-	VUNPCKLPS Y3, Y2, Y10 \
-	VUNPCKHPS Y3, Y2, Y11 \
-	VUNPCKLPS Y5, Y4, Y12 \
-	VUNPCKHPS Y5, Y4, Y13 \
-	VUNPCKLPS Y7, Y6, Y14 \
-	VUNPCKHPS Y7, Y6, Y15 \
-	VSHUFPS $0x44, Y10, Y8, Y0 \
-	VSHUFPS $0xEE, Y10, Y8, Y1 \
-	VSHUFPS $0x44, Y11, Y9, Y2 \
-	VSHUFPS $0xEE, Y11, Y9, Y3 \
-	VSHUFPS $0x44, Y14, Y12, Y4 \
-	VSHUFPS $0xEE, Y14, Y12, Y5 \
-	VSHUFPS $0x44, Y15, Y13, Y6 \
-	VSHUFPS $0xEE, Y15, Y13, Y7 \
-	VPERM2F128 $0x20, Y4, Y0, Y8 \
-	VPERM2F128 $0x31, Y4, Y0, Y12 \
-	VPERM2F128 $0x20, Y5, Y1, Y9 \
-	VPERM2F128 $0x31, Y5, Y1, Y13 \
-	VPERM2F128 $0x20, Y6, Y2, Y10 \
-	VPERM2F128 $0x31, Y6, Y2, Y14 \
-	VPERM2F128 $0x20, Y7, Y3, Y11 \
-	VPERM2F128 $0x31, Y7, Y3, Y15
 
 // STOREQUADS stores Y8–Y15 as the 8 quads of one half of a panel block
 // at off(DI).
