@@ -80,6 +80,10 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 			}
 		}
 	}
+	if useBlockedAttention(c, n) {
+		b.attendBlocked(d, s, c, layer, pos0, heads)
+		return
+	}
 	group := heads / kvh
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	// One task per token and KV group: the group's query heads (up to four

@@ -42,6 +42,9 @@ type Backend struct {
 	scratch [][]float32 // per worker
 	q8      q8Acts      // the activation vector of the current product, quantised
 	xpack   []float32   // the activations of the current prefill product, packed (packTokens)
+	// attnPack holds one KV group's keys and values as micro-kernel
+	// panels during blocked prefill attention.
+	attnPack []float32
 }
 
 var _ engine.Backend = (*Backend)(nil)
