@@ -96,7 +96,11 @@ func (m *Model) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 			m.mu.Unlock()
 			return r, fmt.Errorf("bench decode: %w", err)
 		}
-		buf := m.forward(s.s, s.cache, s.rope, []int{next}, len(s.tokens), false)
+		buf, err := m.forward(s.s, s.cache, s.rope, []int{next}, len(s.tokens), nil)
+		if err != nil {
+			m.mu.Unlock()
+			return r, fmt.Errorf("bench decode: %w", err)
+		}
 		am, err := m.backend.Argmax(buf)
 		m.mu.Unlock()
 		if err != nil {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -298,6 +299,41 @@ func TestForwardReadError(t *testing.T) {
 		}
 		if !equalIDs(s.Tokens(), ids[:5]) {
 			t.Errorf("Forward(all=%v) failed reading its logits but the session holds %d tokens, want the 5 of before", all, len(s.Tokens()))
+		}
+	}
+}
+
+// TestForwardAllMatchesDecode checks every position's logits from one
+// batch of more tokens than a forward pass computes logits for at once
+// (150 > 64) against the last-position logits of feeding the same tokens
+// one at a time.
+func TestForwardAllMatchesDecode(t *testing.T) {
+	m := loadModel(t, filepath.Join(testrefs.Dir(t), "models/micro/phi3-random-micro-F32.gguf"), 2)
+	ids := microIDs(150)
+	s, err := m.NewSession(engine.SessionOptions{Ctx: 256, Batch: 200, KV: engine.KVF32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	all, err := s.Forward(context.Background(), ids, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := m.NewSession(engine.SessionOptions{Ctx: 256, Batch: 1, KV: engine.KVF32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	V := m.Config().Vocab
+	for i, id := range ids {
+		got, err := one.Forward(context.Background(), []int{id}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range got {
+			if e := all[i*V+j]; math.Abs(float64(v-e)) > 1e-4*(1+math.Abs(float64(e))) {
+				t.Fatalf("position %d logit %d: batch %g, one at a time %g", i, j, e, v)
+			}
 		}
 	}
 }

@@ -221,12 +221,11 @@ func (s *Session) Forward(ctx context.Context, ids []int, all bool) ([]float32, 
 	if all {
 		out = make([]float32, len(ids)*s.m.cfg.Vocab)
 	}
-	buf, err := s.m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, all, func(b Buffer, i int) error {
-		if !all {
-			return nil
-		}
-		return s.m.backend.Read(b, out[i*s.m.cfg.Vocab:])
-	})
+	var emit func(Buffer, int) error
+	if all {
+		emit = func(b Buffer, i int) error { return s.m.backend.Read(b, out[i*s.m.cfg.Vocab:]) }
+	}
+	buf, err := s.m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, emit)
 	if err != nil {
 		s.tokens = s.tokens[:pos] // the cache past pos is undefined now
 		return nil, err
@@ -272,7 +271,7 @@ func (s *Session) ForwardEach(ctx context.Context, ids []int, fn func(i int, log
 		return fmt.Errorf("forward each: %w", err)
 	}
 	row := make([]float32, m.cfg.Vocab)
-	_, err = m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, true, func(b Buffer, i0 int) error {
+	_, err = m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, func(b Buffer, i0 int) error {
 		for r := range b.Rows() {
 			if err := m.backend.Read(m.backend.Rows(b, r, 1), row); err != nil {
 				return fmt.Errorf("forward each: %w", err)
@@ -452,7 +451,7 @@ func (s *Session) step(ctx context.Context, ids []int, sp *Sampling, sam *sample
 	if err := s.usable(); err != nil {
 		return 0, fmt.Errorf("generate: %w", err)
 	}
-	buf, err := m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, false, nil)
+	buf, err := m.prefill(ctx, s.s, s.cache, s.rope, ids, pos, nil)
 	if err != nil {
 		return 0, err
 	}
