@@ -80,7 +80,7 @@ func (b *Backend) Attention(dst, qkv engine.Buffer, cache engine.KVCache, layer,
 			}
 		}
 	}
-	if useBlockedAttention(c, n) {
+	if useBlockedAttention(c, n) && c.finiteValues(layer, pos0, n) {
 		b.attendBlocked(d, s, c, layer, pos0, heads)
 		return
 	}

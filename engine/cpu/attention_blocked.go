@@ -28,6 +28,26 @@ func useBlockedAttention(c *kvCache, n int) bool {
 	return c.elem == 2 && c.spec.HeadDim%gemmPanel == 0 && n >= attnMinTokens
 }
 
+// finiteValues reports whether the half-float values of positions
+// pos0..pos0+n-1 of a layer are all finite. The blocked path masks a
+// token's later positions with zero weights, and zero times an infinite
+// value (a value past 65504) is NaN: a batch holding one attends per
+// token, so that, as causal attention says, it reaches only the tokens
+// at or after its position. Positions before pos0 are visible to every
+// token of the batch and never masked.
+func (c *kvCache) finiteValues(layer, pos0, n int) bool {
+	hd := c.spec.HeadDim
+	for g := 0; g < c.spec.KVHeads; g++ {
+		v := c.v[layer][(g*c.spec.Ctx+pos0)*hd*2 : (g*c.spec.Ctx+pos0+n)*hd*2]
+		for i := 1; i < len(v); i += 2 {
+			if v[i]&0x7c == 0x7c { // exponent all ones: ±Inf or NaN
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // attendBlocked writes to d the attention of the n tokens of s (queries
 // at positions pos0..pos0+n-1, already in the cache) over the cache's
 // first pos0+n positions.
