@@ -1325,19 +1325,23 @@ q8rloop:
 	VMOVUPS 32(SI), Y1
 	VMOVUPS 64(SI), Y2
 	VMOVUPS 96(SI), Y3
+	// The largest |x| as integers: for values without their sign bit the
+	// order is the float order, and a NaN is larger than +Inf, so it
+	// reaches amax whatever its lane (vmaxps passes it over in most),
+	// and the block's scale is NaN, as quantizeQ8's.
 	VANDPS Y15, Y0, Y4
 	VANDPS Y15, Y1, Y5
-	VMAXPS Y5, Y4, Y4
+	VPMAXSD Y5, Y4, Y4
 	VANDPS Y15, Y2, Y5
 	VANDPS Y15, Y3, Y6
-	VMAXPS Y6, Y5, Y5
-	VMAXPS Y5, Y4, Y4
+	VPMAXSD Y6, Y5, Y5
+	VPMAXSD Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
-	VMAXPS X5, X4, X4
+	VPMAXSD X5, X4, X4
 	VPERMILPS $0x4e, X4, X5
-	VMAXPS X5, X4, X4
+	VPMAXSD X5, X4, X4
 	VPERMILPS $0xb1, X4, X5
-	VMAXPS X5, X4, X4
+	VPMAXSD X5, X4, X4
 	VMOVSS X4, (R8)
 	VXORPS X7, X7, X7
 	VUCOMISS X7, X4
