@@ -103,7 +103,11 @@ DATA gemmqPerm<>+28(SB)/4, $7
 GLOBL gemmqPerm<>(SB), RODATA|NOPTR, $32
 
 // func q8AbsMaxAVX2(x *float32, nb int, amax *float32)
-// amax[b] = max |x[i]| over block b (32 values) of x, for nb ≥ 1 blocks.
+// amax[b] = max |x[i]| over block b (32 values) of x, for nb ≥ 1 blocks;
+// NaN if one of them is, as absMaxGeneric. The maximum is taken on the
+// values as integers: without their sign bit they order as floats do, and
+// a NaN above +Inf (vmaxps would pass a NaN over in most lanes, and a Q8_0
+// block would quantise it to a finite −128·d).
 TEXT ·q8AbsMaxAVX2(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), SI
 	MOVQ nb+8(FP), CX
@@ -115,15 +119,15 @@ q8amloop:
 	VANDPS 32(SI), Y15, Y1
 	VANDPS 64(SI), Y15, Y2
 	VANDPS 96(SI), Y15, Y3
-	VMAXPS Y1, Y0, Y0
-	VMAXPS Y3, Y2, Y2
-	VMAXPS Y2, Y0, Y0
+	VPMAXSD Y1, Y0, Y0
+	VPMAXSD Y3, Y2, Y2
+	VPMAXSD Y2, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
-	VMAXPS X1, X0, X0
+	VPMAXSD X1, X0, X0
 	VPERMILPS $0x4e, X0, X1
-	VMAXPS X1, X0, X0
+	VPMAXSD X1, X0, X0
 	VPERMILPS $0xb1, X0, X1
-	VMAXPS X1, X0, X0
+	VPMAXSD X1, X0, X0
 	VMOVSS X0, (DI)
 	ADDQ $128, SI
 	ADDQ $4, DI

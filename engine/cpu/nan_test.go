@@ -25,7 +25,7 @@ func TestMatMulInt8NaNPropagates(t *testing.T) {
 		for _, generic := range []bool{false, true} {
 			b := New(Options{Threads: 2, Generic: generic})
 			w := testWeight(t, b, typ, out, in, rng)
-			for _, n := range []int{1} {
+			for _, n := range []int{1, 3} {
 				for _, pos := range []int{0, 5, 8, 13, 23, 30, 31, 100, 511} {
 					t.Run(fmt.Sprintf("%s/%s/n%d/nan-at-%d", typ, b.Kernels(), n, pos), func(t *testing.T) {
 						x := b.NewBuffer(n, in).(*buffer)
