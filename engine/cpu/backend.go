@@ -246,6 +246,12 @@ func (b *Backend) gemv(dst, x []float32, w *Weight) {
 		})
 		return
 	}
+	if w.typ == quant.F16 {
+		b.pool.parallel(len(dst), max(16, len(dst)/(16*b.pool.threads))&^3, func(_, lo, hi int) {
+			b.k.dotF16Rows(w.data[lo*w.rowBytes:], w.rowBytes, x, dst[lo:hi])
+		})
+		return
+	}
 	dot := w.f.dot
 	b.pool.parallel(len(dst), b.pool.grainFor(len(dst), 16), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {

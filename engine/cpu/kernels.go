@@ -27,6 +27,9 @@ type kernels struct {
 	name    string
 	formats map[quant.Type]format
 	dotF32  func(a, b []float32) float32
+	// dotF16Rows sets dst[r] to the dot product of the half-float row at
+	// w[r·stride:] (len(x) values) with x, for len(dst) rows.
+	dotF16Rows func(w []byte, stride int, x, dst []float32)
 	// quantizeQ8 fills a with the Q8_0-block form of x (see q8Acts).
 	quantizeQ8 func(x []float32, a *q8Acts)
 	// quantizeQ8K fills a with the Q8_K form of x (see q8KActs).
@@ -104,6 +107,7 @@ func genericKernels() *kernels {
 		},
 		dotF32:         dotF32Generic,
 		quantizeQ8:     quantizeQ8,
+		dotF16Rows:     dotF16RowsGeneric,
 		quantizeQ8K:    quantizeQ8K,
 		gemm16x6:       gemm16x6Generic,
 		interleave6:    interleave6Generic,
@@ -143,6 +147,12 @@ func siluMulGeneric(g, u, o []float32) {
 	u, o = u[:len(g)], o[:len(g)]
 	for i, x := range g {
 		o[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
+	}
+}
+
+func dotF16RowsGeneric(w []byte, stride int, x, dst []float32) {
+	for r := range dst {
+		dst[r] = dotF16Generic(w[r*stride:r*stride+2*len(x)], x)
 	}
 }
 

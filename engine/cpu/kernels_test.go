@@ -478,6 +478,49 @@ func TestMaxF32(t *testing.T) {
 	}
 }
 
+// TestDotF16Rows checks the many-rows half-float kernels against one row
+// at a time, for row counts around the 4-row step, strides past the row
+// and lengths with and without the 16-value unit.
+func TestDotF16Rows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(47, 48))
+	for _, k := range kernelSets() {
+		for _, n := range []int{8, 16, 48, 2048} {
+			for _, rows := range []int{1, 3, 4, 5, 9} {
+				stride := 2*n + 6
+				w := make([]byte, rows*stride)
+				for r := 0; r < rows; r++ {
+					f32ToF16RowGeneric(randVec(rng, n), w[r*stride:r*stride+2*n])
+				}
+				x := randVec(rng, n)
+				got := make([]float32, rows+1)
+				got[rows] = 99
+				k.dotF16Rows(w, stride, x, got[:rows])
+				if got[rows] != 99 {
+					t.Fatalf("%s n=%d rows=%d: wrote past the end", k.name, n, rows)
+				}
+				for r := 0; r < rows; r++ {
+					var want, mag float64
+					for i := 0; i < n; i++ {
+						p := float64(quant.F16ToF32(binary.LittleEndian.Uint16(w[r*stride+2*i:]))) * float64(x[i])
+						want, mag = want+p, mag+math.Abs(p)
+					}
+					if math.Abs(float64(got[r])-want) > 1e-6*mag+1e-30 {
+						t.Fatalf("%s n=%d rows=%d: row %d = %g, want %g", k.name, n, rows, r, got[r], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func randVec(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
 // TestQuantizeQ8K pins llama.cpp's Q8_K rounding on hand-checked values:
 // the scale comes from the value of largest magnitude, with its sign
 // flipped (so that value becomes −127), halves round to even, and an

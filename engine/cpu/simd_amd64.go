@@ -98,6 +98,22 @@ func quantizeQ8KFast(x []float32, a *q8KActs) {
 }
 
 //go:noescape
+func dotF16RowsAVX2(w *byte, stride, n, rows int, x *float32, dst *float32)
+
+// dotF16RowsFast is the AVX2 form of dotF16RowsGeneric.
+func dotF16RowsFast(w []byte, stride int, x, dst []float32) {
+	n := len(x)
+	if n%16 != 0 || n == 0 || len(dst) == 0 || stride < 2*n {
+		for r := range dst {
+			dst[r] = dotF16Fast(w[r*stride:r*stride+2*n], x)
+		}
+		return
+	}
+	_ = w[(len(dst)-1)*stride+2*n-1]
+	dotF16RowsAVX2(&w[0], stride, n, len(dst), &x[0], &dst[0])
+}
+
+//go:noescape
 func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
 
 //go:noescape
@@ -232,6 +248,7 @@ func simdKernels(k *kernels) *kernels {
 	s.maxF32 = maxF32Fast
 	s.transpose16 = transpose16Fast
 	s.quantizeQ8 = quantizeQ8Fast
+	s.dotF16Rows = dotF16RowsFast
 	s.quantizeQ8K = quantizeQ8KFast
 	s.transpose16F16 = transpose16F16Fast
 	s.axpyF32 = func(a float32, x, y []float32) {
