@@ -31,12 +31,6 @@ func f32ToF16AVX2(src *float32, dst *byte, n int)
 func f16ToF32AVX2(src *byte, dst *float32, n int)
 
 //go:noescape
-func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
-
-//go:noescape
-func dotQ4_0Q8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
-
-//go:noescape
 func attnScoresF16GAVX2(q *float32, heads int, k *byte, npos, hd int, scale float32, out *float32, stride int)
 
 //go:noescape
@@ -318,29 +312,6 @@ func simdKernels(k *kernels) *kernels {
 		}
 		dequantBF16(w[2*n:], dst[n:])
 	}, nil, nil}
-	q8q8 := func(w []byte, a *q8Acts) float32 {
-		nb := len(a.d)
-		if nb == 0 {
-			return 0
-		}
-		_, _ = w[34*nb-1], a.q[32*nb-1]
-		return dotQ8_0Q8AVX2(&w[0], &a.q[0], &a.d[0], nb)
-	}
-	q4q8 := func(w []byte, a *q8Acts) float32 {
-		nb := len(a.d)
-		if nb == 0 {
-			return 0
-		}
-		_, _ = w[18*nb-1], a.s[nb-1]
-		if a.pairs != nil && nb%2 == 0 {
-			_ = a.pairs[pairRecord*nb/2-1]
-			var r float32
-			dotQ4_0Q8PairsAVX2(&w[0], &a.pairs[0], &a.s[0], nb, 1, &r)
-			return r
-		}
-		_ = a.q[32*nb-1]
-		return dotQ4_0Q8AVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb)
-	}
 	s.formats[quant.Q8_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
 		if nb == 0 {
@@ -354,7 +325,7 @@ func simdKernels(k *kernels) *kernels {
 			_ = w[34*nb-1]
 			dequantQ8_0AVX2(&w[0], &dst[0], nb)
 		}
-	}, q8q8, nil}
+	}, nil, nil}
 	s.formats[quant.Q4_0] = format{func(w []byte, x []float32) float32 {
 		nb := len(x) / 32
 		if nb == 0 {
@@ -368,7 +339,7 @@ func simdKernels(k *kernels) *kernels {
 			_ = w[18*nb-1]
 			dequantQ4_0AVX2(&w[0], &dst[0], nb)
 		}
-	}, q4q8, nil}
+	}, nil, nil}
 	q8 := s.formats[quant.Q8_0]
 	q8.dotqRows = func(w []byte, a *q8Acts, dst []float32) {
 		nb := len(a.d)
@@ -379,6 +350,7 @@ func simdKernels(k *kernels) *kernels {
 		_, _ = w[34*nb*len(dst)-1], a.q[32*nb-1]
 		dotQ8_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], nb, len(dst), &dst[0])
 	}
+	q8.dotq = oneRow(q8.dotqRows)
 	s.formats[quant.Q8_0] = q8
 	q4 := s.formats[quant.Q4_0]
 	q4.dotqRows = func(w []byte, a *q8Acts, dst []float32) {
@@ -396,6 +368,7 @@ func simdKernels(k *kernels) *kernels {
 		_ = a.q[32*nb-1]
 		dotQ4_0Q8RowsAVX2(&w[0], &a.q[0], &a.d[0], &a.s[0], nb, len(dst), &dst[0])
 	}
+	q4.dotq = oneRow(q4.dotqRows)
 	s.formats[quant.Q4_0] = q4
 	for _, kq := range []struct {
 		typ  quant.Type
@@ -414,11 +387,7 @@ func simdKernels(k *kernels) *kernels {
 			_, _, _ = w[size*nb*len(dst)-1], k.q[256*nb-1], k.bsums[16*nb-1]
 			rows(&w[0], &k.q[0], &k.d[0], &k.bsums[0], nb, len(dst), &dst[0])
 		}
-		f.dotq = func(w []byte, a *q8Acts) float32 {
-			var r [1]float32
-			f.dotqRows(w, a, r[:])
-			return r[0]
-		}
+		f.dotq = oneRow(f.dotqRows)
 		s.formats[kq.typ] = f
 	}
 	return s
@@ -457,4 +426,14 @@ func dequantF16Fast(w []byte, dst []float32) {
 		f16ToF32AVX2(&w[0], &dst[0], n)
 	}
 	dequantF16Generic(w[2*n:], dst[n:])
+}
+
+// oneRow makes a one-row Q8 dot product of a many-rows kernel, so that the
+// two can never disagree.
+func oneRow(rows func(w []byte, a *q8Acts, dst []float32)) func(w []byte, a *q8Acts) float32 {
+	return func(w []byte, a *q8Acts) float32 {
+		var r [1]float32
+		rows(w, a, r[:])
+		return r[0]
+	}
 }

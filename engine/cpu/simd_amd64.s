@@ -287,38 +287,10 @@ tofdone:
 	VPMADDWD Y15, Y5, Y5 \
 	VCVTDQ2PS Y5, Y5
 
-// func dotQ8_0Q8AVX2(w *byte, xq *int8, xd *float32, nb int) float32
-TEXT ·dotQ8_0Q8AVX2(SB), NOSPLIT, $0-36
-	MOVQ w+0(FP), SI
-	MOVQ xq+8(FP), R8
-	MOVQ xd+16(FP), R9
-	MOVQ nb+24(FP), CX
-	VXORPS Y0, Y0, Y0
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-q8q8loop:
-	CMPQ CX, $0
-	JE   q8q8done
-	PREFETCHT0 1024(SI)
-	SCALEQ8(0)
-	VMOVDQU 2(SI), Y1
-	VMOVDQU (R8), Y2
-	I8DOT
-	VFMADD231PS Y9, Y5, Y0
-	ADDQ $34, SI
-	ADDQ $32, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  q8q8loop
-q8q8done:
-	HSUM
-	VZEROUPPER
-	MOVSS X0, ret+32(FP)
-	RET
-
 // func dotQ8_0Q8RowsAVX2(w *byte, xq *int8, xd *float32, nb, rows int, dst *float32)
-// dst[r] = the dotQ8_0Q8AVX2 product of row r (rows laid end to end).
+// dst[r] = the dot product of Q8_0 row r (nb blocks of 34 bytes, rows laid
+// end to end) with Q8_0-block activations: per block the int8 products
+// (sign trick), scaled by the two half-float scales.
 TEXT ·dotQ8_0Q8RowsAVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
 	MOVQ rows+32(FP), R11
@@ -357,125 +329,10 @@ rq8end:
 	VZEROUPPER
 	RET
 
-// func dotQ4_0Q8AVX2(w *byte, xq *int8, xd, xs *float32, nb int) float32
-// The nibbles (0..15) multiply the activations as unsigned bytes; the
-// offset of 8 comes off at the end as 8·Σ_b d_w·(d_x·Σq_x), xs holding
-// d_x·Σq_x per block. Four blocks per iteration share one half-float
-// conversion of their scales.
-TEXT ·dotQ4_0Q8AVX2(SB), NOSPLIT, $0-44
-	MOVQ w+0(FP), SI
-	MOVQ xq+8(FP), R8
-	MOVQ xd+16(FP), R9
-	MOVQ xs+24(FP), R10
-	MOVQ nb+32(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y6, Y6, Y6
-	VXORPS X7, X7, X7
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-q4q8loop4:
-	CMPQ CX, $4
-	JL   q4q8loop
-	PREFETCHT0 1024(SI)
-	MOVWLZX (SI), AX
-	VMOVD AX, X9
-	MOVWLZX 18(SI), AX
-	VPINSRW $1, AX, X9, X9
-	MOVWLZX 36(SI), AX
-	VPINSRW $2, AX, X9, X9
-	MOVWLZX 54(SI), AX
-	VPINSRW $3, AX, X9, X9
-	VCVTPH2PS X9, X9
-	VFMADD231PS (R10), X9, X7
-	VMULPS (R9), X9, X9
-	VBROADCASTSS X9, Y10
-	VPERMILPS $0x55, X9, X11
-	VBROADCASTSS X11, Y11
-	VPERMILPS $0xaa, X9, X12
-	VBROADCASTSS X12, Y12
-	VPERMILPS $0xff, X9, X13
-	VBROADCASTSS X13, Y13
-	VMOVDQU 2(SI), X1
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y14, Y1, Y1
-	VPMADDUBSW 0(R8), Y1, Y5
-	VPMADDWD Y15, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	VFMADD231PS Y10, Y5, Y0
-	VMOVDQU 20(SI), X1
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y14, Y1, Y1
-	VPMADDUBSW 32(R8), Y1, Y5
-	VPMADDWD Y15, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	VFMADD231PS Y11, Y5, Y6
-	VMOVDQU 38(SI), X1
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y14, Y1, Y1
-	VPMADDUBSW 64(R8), Y1, Y5
-	VPMADDWD Y15, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	VFMADD231PS Y12, Y5, Y0
-	VMOVDQU 56(SI), X1
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y14, Y1, Y1
-	VPMADDUBSW 96(R8), Y1, Y5
-	VPMADDWD Y15, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	VFMADD231PS Y13, Y5, Y6
-	ADDQ $72, SI
-	ADDQ $128, R8
-	ADDQ $16, R9
-	ADDQ $16, R10
-	SUBQ $4, CX
-	JMP  q4q8loop4
-q4q8loop:
-	CMPQ CX, $0
-	JE   q4q8done
-	MOVWLZX (SI), AX
-	VMOVD AX, X9
-	VCVTPH2PS X9, X9
-	VFMADD231SS (R10), X9, X7
-	VMULSS (R9), X9, X9
-	VBROADCASTSS X9, Y10
-	VMOVDQU 2(SI), X1
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y14, Y1, Y1
-	VPMADDUBSW 0(R8), Y1, Y5
-	VPMADDWD Y15, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	VFMADD231PS Y10, Y5, Y0
-	ADDQ $18, SI
-	ADDQ $32, R8
-	ADDQ $4, R9
-	ADDQ $4, R10
-	DECQ CX
-	JMP  q4q8loop
-q4q8done:
-	VADDPS Y6, Y0, Y0
-	HSUM
-	VHADDPS X7, X7, X7
-	VHADDPS X7, X7, X7
-	MOVL $0x41000000, AX
-	VMOVD AX, X8
-	VFNMADD231SS X8, X7, X0
-	VZEROUPPER
-	MOVSS X0, ret+40(FP)
-	RET
-
 // func dotQ4_0Q8RowsAVX2(w *byte, xq *int8, xd, xs *float32, nb, rows int, dst *float32)
-// dst[r] = the dotQ4_0Q8AVX2 product of row r (rows laid end to end) with
-// the activations, for r < rows: one call per chunk of rows instead of one
-// per row.
+// dst[r] = the dot product of Q4_0 row r (nb blocks of 18 bytes, rows laid
+// end to end) with Q8_0-block activations, one block per vector: the
+// general form, for block counts dotQ4_0Q8PairsAVX2 cannot take (odd).
 TEXT ·dotQ4_0Q8RowsAVX2(SB), NOSPLIT, $0-56
 	MOVQ w+0(FP), SI
 	MOVQ rows+40(FP), R11
