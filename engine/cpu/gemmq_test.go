@@ -62,18 +62,9 @@ func TestGemmqKernel(t *testing.T) {
 					a[i], a[qActBlock+i] = byte(0x81), 127 // -127, 127
 				}
 			}
-			var got, want [qTile]float32
-			for i := range got {
-				got[i] = float32(i)
-				want[i] = float32(i)
-			}
-			fast(w, a, nil, nb, &got)
-			gemmq16x6Generic(w, a, nil, nb, &want)
-			for i := range got {
-				if integer && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
-					t.Fatalf("nb=%d integer=%v: out[%d] = %g, pure Go %g", nb, integer, i, got[i], want[i])
-				}
-			}
+			want := sameKernelOutputs(t, nb, integer,
+				func(o *[qTile]float32) { fast(w, a, nil, nb, o) },
+				func(o *[qTile]float32) { gemmq16x6Generic(w, a, nil, nb, o) })
 			if !integer {
 				continue
 			}
@@ -154,18 +145,9 @@ func TestGemmq6Kernel(t *testing.T) {
 			}
 			bs := make([]byte, nb*qBsBlock)
 			tileSums16(a, bs)
-			var got, want [qTile]float32
-			for i := range got {
-				got[i] = float32(i)
-				want[i] = float32(i)
-			}
-			fast(w, a, bs, nb, &got)
-			gemmq6Generic(w, a, bs, nb, &want)
-			for i := range got {
-				if integer && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
-					t.Fatalf("nb=%d integer=%v: out[%d] = %g, pure Go %g", nb, integer, i, got[i], want[i])
-				}
-			}
+			want := sameKernelOutputs(t, nb, integer,
+				func(o *[qTile]float32) { fast(w, a, bs, nb, o) },
+				func(o *[qTile]float32) { gemmq6Generic(w, a, bs, nb, o) })
 			if !integer {
 				continue
 			}
@@ -434,4 +416,25 @@ func BenchmarkGEMMPrefill(b *testing.B) {
 			}
 		}
 	}
+}
+
+// sameKernelOutputs runs a micro-kernel's SIMD form (fast) and its pure-Go
+// form (generic) on outputs that both start at 0, 1, 2, … and fails unless
+// they agree: exactly for integer inputs, else to float rounding. It
+// returns the pure-Go outputs.
+func sameKernelOutputs(t *testing.T, nb int, integer bool, fast, generic func(*[qTile]float32)) [qTile]float32 {
+	t.Helper()
+	var got, want [qTile]float32
+	for i := range got {
+		got[i] = float32(i)
+		want[i] = float32(i)
+	}
+	fast(&got)
+	generic(&want)
+	for i := range got {
+		if integer && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
+			t.Fatalf("nb=%d integer=%v: out[%d] = %g, pure Go %g", nb, integer, i, got[i], want[i])
+		}
+	}
+	return want
 }
