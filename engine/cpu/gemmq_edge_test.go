@@ -205,10 +205,7 @@ func TestQuantizeTileMatchesGemv(t *testing.T) {
 	nb := in / 32
 	toks := make([][]float32, 5)
 	for i := range toks {
-		toks[i] = make([]float32, in)
-		for j := range toks[i] {
-			toks[i][j] = float32(rng.NormFloat64())
-		}
+		toks[i] = randVec(rng, in)
 	}
 	clear(toks[1][2048 : 2048+256])
 	toks[2][2100], toks[2][2101] = 20, -20
@@ -293,10 +290,7 @@ func TestQuantizeTileTiny(t *testing.T) {
 	nb := in / 32
 	toks := make([][]float32, 3)
 	for i := range toks {
-		toks[i] = make([]float32, in)
-		for j := range toks[i] {
-			toks[i][j] = float32(rng.NormFloat64())
-		}
+		toks[i] = randVec(rng, in)
 	}
 	for j := range toks[1] {
 		toks[1][j] = float32(rng.NormFloat64() * 1e-38) // every block tiny

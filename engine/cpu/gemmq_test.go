@@ -233,10 +233,7 @@ func TestQuantizeTileQ8K(t *testing.T) {
 	nb := in / 32
 	toks := make([][]float32, 5)
 	for i := range toks {
-		toks[i] = make([]float32, in)
-		for j := range toks[i] {
-			toks[i][j] = float32(rng.NormFloat64())
-		}
+		toks[i] = randVec(rng, in)
 	}
 	clear(toks[2][256:]) // a block of zeros
 	toks[3][300] = -10   // the largest magnitude twice: the first sets the sign
