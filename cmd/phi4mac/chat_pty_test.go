@@ -64,6 +64,63 @@ func (o *ptyOutput) waitCount(t *testing.T, s string, n int) {
 	}
 }
 
+// ptyChat is phi4mac run as a child process in a pseudo-terminal.
+type ptyChat struct {
+	cmd *exec.Cmd
+	f   *os.File
+	out ptyOutput
+}
+
+// startPTY runs phi4mac with args (space-separated) and the extra
+// environment in a 40×100 pseudo-terminal, collecting what it writes.
+func startPTY(t *testing.T, args string, env ...string) *ptyChat {
+	t.Helper()
+	c := &ptyChat{cmd: exec.Command(os.Args[0], "-test.run=^TestPTYHelper$")}
+	c.cmd.Env = append(append(os.Environ(), "PHI4MAC_PTY_HELPER="+args), env...)
+	f, err := pty.StartWithSize(c.cmd, &pty.Winsize{Rows: 40, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	c.f = f
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := f.Read(b)
+			c.out.Write(b[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// send types s.
+func (c *ptyChat) send(t *testing.T, s string) {
+	t.Helper()
+	if _, err := c.f.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitExit waits up to 20 s for the program to exit successfully, and
+// kills it if it does not; how says what should have made it quit.
+func (c *ptyChat) waitExit(t *testing.T, how string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v\n%q", err, c.out.String())
+		}
+	case <-time.After(20 * time.Second):
+		c.cmd.Process.Kill()
+		t.Fatalf("chat did not quit on %s:\n%q", how, c.out.String())
+	}
+}
+
 // TestChatInTerminal drives `phi4mac chat` through a pseudo-terminal: the
 // line editor (backspace), streamed Markdown answers from the demo model,
 // /commands, Ctrl-C at the prompt (a hint, not an exit), Ctrl-D to quit,
@@ -73,29 +130,8 @@ func TestChatInTerminal(t *testing.T) {
 		t.Skip("starts a subprocess")
 	}
 	dir := isolate(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPTYHelper$")
-	cmd.Env = append(os.Environ(), "PHI4MAC_PTY_HELPER=chat --temperature 0 --max-tokens 24", "TERM=xterm-256color")
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out ptyOutput
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := f.Read(b)
-			out.Write(b[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	send := func(s string) {
-		if _, err := f.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := startPTY(t, "chat --temperature 0 --max-tokens 24", "TERM=xterm-256color")
+	out, send := &c.out, func(s string) { c.send(t, s) }
 	out.waitCount(t, ">>> ", 1)
 	if !strings.Contains(out.String(), "demo model") {
 		t.Errorf("no demo note: %q", out.String())
@@ -113,17 +149,7 @@ func TestChatInTerminal(t *testing.T) {
 	send("/model\r")
 	out.waitCount(t, "Model: demo", 1)
 	send("\x04") // Ctrl-D quits
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit: %v\n%q", err, out.String())
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("chat did not quit on Ctrl-D:\n%q", out.String())
-	}
+	c.waitExit(t, "Ctrl-D")
 	// The demo's words arrive rendered (ANSI styling from the Markdown renderer).
 	if !strings.Contains(answer, "\x1b[") {
 		t.Errorf("answer not rendered: %q", answer)
@@ -143,46 +169,20 @@ func TestChatCtrlCStopsAnswer(t *testing.T) {
 	}
 	isolate(t)
 	model := testrefs.Path(t, "models", "tiny", "phi3-random-tiny-Q4_K_M.gguf")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPTYHelper$")
-	cmd.Env = append(os.Environ(), "PHI4MAC_PTY_HELPER=chat --plain --temperature 1 --max-tokens 400 --model "+model)
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out ptyOutput
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := f.Read(b)
-			out.Write(b[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	c := startPTY(t, "chat --plain --temperature 1 --max-tokens 400 --model "+model)
+	out := &c.out
 	out.waitCount(t, ">>> ", 1)
-	f.Write([]byte("hello\r"))
+	c.send(t, "hello\r")
 	time.Sleep(1500 * time.Millisecond) // the answer is streaming
 	start := time.Now()
-	f.Write([]byte("\x03"))
+	c.send(t, "\x03")
 	out.waitCount(t, "[stopped]", 1)
 	out.waitCount(t, ">>> ", 2)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("stopping took %v", d)
 	}
-	f.Write([]byte("/model\r"))
+	c.send(t, "/model\r")
 	out.waitCount(t, "Model: phi3-random-tiny-Q4_K_M", 1)
-	f.Write([]byte("/quit\r"))
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("chat did not quit:\n%q", out.String())
-	}
+	c.send(t, "/quit\r")
+	c.waitExit(t, "/quit")
 }
