@@ -100,7 +100,7 @@ func (c *Client) checkSpace(dir string, need int64) error {
 	}
 	const margin = 256 << 20 // keep some room for the system
 	if need+margin > avail {
-		return fmt.Errorf("%w: the download needs %s and %s has %s free", ErrNoSpace, human(need), dir, human(avail))
+		return fmt.Errorf("%w: the download needs %s and %s has %s free", ErrNoSpace, FormatSize(need), dir, FormatSize(avail))
 	}
 	return nil
 }
@@ -384,7 +384,9 @@ func escapePath(p string) string {
 	return strings.Join(segs, "/")
 }
 
-func human(n int64) string {
+// FormatSize writes a byte count in binary units, as phi4mac shows sizes:
+// "512 B", "1.5 KiB", "7.9 GiB".
+func FormatSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

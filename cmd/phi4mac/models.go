@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phi4mac/phi4mac/app/hub"
 	"github.com/phi4mac/phi4mac/app/models"
 )
 
@@ -41,7 +42,7 @@ which are used where they are, never copied. The first is the default.`,
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSIZE\tFORMAT\tQUANT\tFAMILY\tSOURCE\tPATH")
 			for _, m := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, humanBytes(m.Size), m.Format, m.Quantization, m.Family, m.Source, m.Path)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, hub.FormatSize(m.Size), m.Format, m.Quantization, m.Family, m.Source, m.Path)
 			}
 			return tw.Flush()
 		},
@@ -51,17 +52,4 @@ which are used where they are, never copied. The first is the default.`,
 	cmd.Flags().String("model", "", "default model (listed first)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phi4mac/phi4mac/app/hub"
 	"github.com/phi4mac/phi4mac/app/models"
 )
 
@@ -26,7 +27,7 @@ LM Studio are never deleted: remove them with those applications.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Removed %s (%s, %s)\n", m.Name, m.Path, humanBytes(m.Size))
+				fmt.Fprintf(cmd.OutOrStdout(), "Removed %s (%s, %s)\n", m.Name, m.Path, hub.FormatSize(m.Size))
 			}
 			return nil
 		},
