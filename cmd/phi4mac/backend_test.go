@@ -5,14 +5,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/phi4mac/phi4mac/internal/testrefs"
 )
 
 // TestEvalOnTheMetalEmulator runs eval with --backend emu (the .metal
@@ -20,33 +14,7 @@ import (
 // against llama.cpp's f32 reference (micro's F16 weights are exactly its F32
 // values) and the greedy continuation against the reference's.
 func TestEvalOnTheMetalEmulator(t *testing.T) {
-	refs := testrefs.Dir(t)
-	out := filepath.Join(t.TempDir(), "logits.f32")
-	got := runCmd(t, newEvalCmd, "--backend", "emu", "--model", filepath.Join(refs, "models/micro/phi3-random-micro-F16.gguf"),
-		"--tokens", "936,882,938,355,937,936,239,938", "--kv", "f32", "--out", out, "--greedy", "8")
-	if want := readRefGreedy(t, filepath.Join(refs, "logits/micro/f32-kvf32"), "short", 8); strings.TrimSpace(got) != want {
-		t.Errorf("greedy ids %s, want %s", strings.TrimSpace(got), want)
-	}
-	a, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(refs, "logits/micro/f32-kvf32/short.last.f32"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a) != len(b) {
-		t.Fatalf("%d bytes of logits, want %d", len(a), len(b))
-	}
-	worst := 0.0
-	for i := 0; i < len(a); i += 4 {
-		x := math.Float32frombits(binary.LittleEndian.Uint32(a[i:]))
-		y := math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))
-		worst = math.Max(worst, math.Abs(float64(x-y)))
-	}
-	if worst > 1e-4 {
-		t.Errorf("max |Δlogit| %g against the f32 reference, want ≤ 1e-4", worst)
-	}
+	checkEvalShort(t, "models/micro/phi3-random-micro-F16.gguf", "--backend", "emu")
 }
 
 // TestBackendFlag checks that each --backend value opens what it names and

@@ -35,12 +35,20 @@ func runCmd(t *testing.T, newCmd func() *cobra.Command, args ...string) string {
 // TestEval runs micro's "short" prompt like llama.cpp did for the F32
 // reference: the written logits and the greedy ids must match it.
 func TestEval(t *testing.T) {
+	checkEvalShort(t, "models/micro/phi3-random-micro-F32.gguf", "--threads", "2")
+}
+
+// checkEvalShort runs phi4mac eval with args on micro's model at path (in
+// the refs) and its "short" prompt with an F32 KV cache, and checks the
+// greedy ids against llama.cpp's f32 reference and the written logits to
+// 1e-4.
+func checkEvalShort(t *testing.T, model string, args ...string) {
+	t.Helper()
 	refs := testrefs.Dir(t)
 	out := filepath.Join(t.TempDir(), "logits.f32")
-	got := runCmd(t, newEvalCmd, "--model", filepath.Join(refs, "models/micro/phi3-random-micro-F32.gguf"),
-		"--tokens", "936,882,938,355,937,936,239,938", "--kv", "f32", "--out", out, "--greedy", "8", "--threads", "2")
-	want := readRefGreedy(t, filepath.Join(refs, "logits/micro/f32-kvf32"), "short", 8)
-	if strings.TrimSpace(got) != want {
+	got := runCmd(t, newEvalCmd, append([]string{"--model", filepath.Join(refs, model),
+		"--tokens", "936,882,938,355,937,936,239,938", "--kv", "f32", "--out", out, "--greedy", "8"}, args...)...)
+	if want := readRefGreedy(t, filepath.Join(refs, "logits/micro/f32-kvf32"), "short", 8); strings.TrimSpace(got) != want {
 		t.Errorf("greedy ids %s, want %s", strings.TrimSpace(got), want)
 	}
 	a, err := os.ReadFile(out)
