@@ -14,46 +14,10 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/phi4mac/phi4mac/engine"
-	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/internal/enginetest"
 	"github.com/phi4mac/phi4mac/internal/testrefs"
 	"github.com/phi4mac/phi4mac/tokenizer"
 )
-
-// engineGreedy is the engine's greedy answer to one user message, computed
-// without phi4mac's app layer: chat template → engine.Session.Generate →
-// stream decoding (special tokens are not text).
-func engineGreedy(t *testing.T, path, user string, maxTokens int) string {
-	t.Helper()
-	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(cpu.Options{}), SkipMemoryCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok := m.Tokenizer()
-	text, err := tok.ApplyChatTemplate([]tokenizer.Message{{Role: "user", Content: user}}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := m.NewSession(engine.SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	res, err := s.Generate(context.Background(), engine.Request{Prompt: tok.Encode(text, tokenizer.EncodeOptions{AllowSpecial: true}), MaxTokens: maxTokens, StopIDs: tok.StopIDs()}, func(engine.Token) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	dec := tok.NewStreamDecoder()
-	for _, id := range res.Tokens {
-		if !tok.IsSpecial(id) {
-			sb.WriteString(dec.Push(id))
-		}
-	}
-	sb.WriteString(dec.Flush())
-	return sb.String()
-}
 
 // TestServeWithOfficialClients starts `phi4mac serve` on a free loopback
 // port with the micro model and drives it with the official OpenAI and
@@ -79,7 +43,7 @@ func TestServeWithOfficialClients(t *testing.T) {
 		t.Fatal("serve did not start")
 	}
 	const user, maxTokens = "Tell me about the sea.", 20
-	want := engineGreedy(t, micro, user, maxTokens)
+	want := enginetest.Greedy(t, micro, enginetest.Chat(t, []tokenizer.Message{{Role: "user", Content: user}}, false), maxTokens)
 	if want == "" {
 		t.Fatal("empty engine output: the comparison would prove nothing")
 	}

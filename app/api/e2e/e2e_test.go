@@ -26,8 +26,7 @@ import (
 	"github.com/phi4mac/phi4mac/app/llm"
 	"github.com/phi4mac/phi4mac/app/llm/llmtest"
 	"github.com/phi4mac/phi4mac/app/llm/local"
-	"github.com/phi4mac/phi4mac/engine"
-	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/internal/enginetest"
 	"github.com/phi4mac/phi4mac/internal/testrefs"
 	"github.com/phi4mac/phi4mac/tokenizer"
 )
@@ -336,57 +335,13 @@ func microLoader(t testing.TB) (*local.Loader, string) {
 	}, path
 }
 
-// greedy is the engine's own greedy output for a prompt, computed without
-// the server or the adapter: tokenizer → engine.Session.Generate → stream
-// decoding (special tokens are not text).
-func greedy(t testing.TB, path string, msgs []tokenizer.Message, raw string, maxTokens int) string {
-	t.Helper()
-	tok, err := tokenizer.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []int
-	if msgs != nil {
-		text, err := tok.ApplyChatTemplate(msgs, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = tok.Encode(text, tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: tok.WantsBOS()})
-	} else {
-		ids = tok.Encode(raw, tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: tok.WantsBOS()})
-	}
-	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(cpu.Options{}), SkipMemoryCheck: true, NoTokenizer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s, err := m.NewSession(engine.SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	res, err := s.Generate(context.Background(), engine.Request{Prompt: ids, MaxTokens: maxTokens, StopIDs: tok.StopIDs()}, func(engine.Token) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	dec := tok.NewStreamDecoder()
-	for _, id := range res.Tokens {
-		if !tok.IsSpecial(id) {
-			sb.WriteString(dec.Push(id))
-		}
-	}
-	sb.WriteString(dec.Flush())
-	return sb.String()
-}
-
 func TestEndToEndWithEngine(t *testing.T) {
 	l, path := microLoader(t)
 	_, ts := startServer(t, l, nil)
 	ctx := context.Background()
 	const maxTokens = 24
 	user := "Write a haiku about the sea."
-	want := greedy(t, path, []tokenizer.Message{{Role: "user", Content: user}}, "", maxTokens)
+	want := enginetest.Greedy(t, path, enginetest.Chat(t, []tokenizer.Message{{Role: "user", Content: user}}, true), maxTokens)
 	if want == "" {
 		t.Fatal("engine produced no text; the comparison would be empty")
 	}
@@ -421,7 +376,9 @@ func TestEndToEndWithEngine(t *testing.T) {
 	if err != nil || len(page.Data) != 1 || page.Data[0].ID != "micro" {
 		t.Errorf("models: %v %+v", err, page)
 	}
-	wantRaw := greedy(t, path, nil, "Once upon a time", 10)
+	wantRaw := enginetest.Greedy(t, path, func(tok *tokenizer.Tokenizer) []int {
+		return tok.Encode("Once upon a time", tokenizer.EncodeOptions{AllowSpecial: true, AddBOS: tok.WantsBOS()})
+	}, 10)
 	comp, err := oa.Completions.New(ctx, openai.CompletionNewParams{Model: "micro", MaxTokens: openai.Int(10), Temperature: openai.Float(0),
 		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")}})
 	if err != nil || comp.Choices[0].Text != wantRaw {
@@ -716,7 +673,7 @@ func TestEndToEndTinyPhi4Template(t *testing.T) {
 	ctx := context.Background()
 	const maxTokens = 4
 	msgs := []tokenizer.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Héllo — what's 2+2?"}}
-	want := greedy(t, path, msgs, "", maxTokens)
+	want := enginetest.Greedy(t, path, enginetest.Chat(t, msgs, true), maxTokens)
 	if want == "" {
 		t.Fatal("engine produced no text; the comparison would be empty")
 	}

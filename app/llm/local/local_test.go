@@ -7,8 +7,7 @@ import (
 	"testing"
 
 	"github.com/phi4mac/phi4mac/app/llm"
-	"github.com/phi4mac/phi4mac/engine"
-	"github.com/phi4mac/phi4mac/engine/cpu"
+	"github.com/phi4mac/phi4mac/internal/enginetest"
 	"github.com/phi4mac/phi4mac/internal/testrefs"
 	"github.com/phi4mac/phi4mac/tokenizer"
 )
@@ -32,44 +31,6 @@ func openMicro(t testing.TB, opts Options) *Model {
 	return m
 }
 
-// engineGreedy runs the engine directly (no adapter) on the chat-templated
-// messages and returns the decoded text, special tokens left out.
-func engineGreedy(t testing.TB, path string, msgs []tokenizer.Message, maxTokens int) string {
-	t.Helper()
-	tok, err := tokenizer.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := tok.ApplyChatTemplate(msgs, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := tok.Encode(text, tokenizer.EncodeOptions{AllowSpecial: true})
-	m, err := engine.Load(context.Background(), path, engine.Options{Backend: cpu.New(cpu.Options{}), SkipMemoryCheck: true, NoTokenizer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s, err := m.NewSession(engine.SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	res, err := s.Generate(context.Background(), engine.Request{Prompt: ids, MaxTokens: maxTokens, StopIDs: tok.StopIDs()}, func(engine.Token) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	dec := tok.NewStreamDecoder()
-	for _, id := range res.Tokens {
-		if !tok.IsSpecial(id) {
-			sb.WriteString(dec.Push(id))
-		}
-	}
-	sb.WriteString(dec.Flush())
-	return sb.String()
-}
-
 func generate(t testing.TB, m *Model, req llm.Request) (string, llm.Result) {
 	t.Helper()
 	var sb strings.Builder
@@ -84,7 +45,7 @@ func TestGreedyMatchesEngine(t *testing.T) {
 	m := openMicro(t, Options{})
 	msgs := []llm.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "hello world"}}
 	got, res := generate(t, m, llm.Request{Messages: msgs, Params: llm.Params{MaxTokens: 20}})
-	want := engineGreedy(t, microPath(t), []tokenizer.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "hello world"}}, 20)
+	want := enginetest.Greedy(t, microPath(t), enginetest.Chat(t, []tokenizer.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "hello world"}}, false), 20)
 	if got != want {
 		t.Errorf("adapter %q, engine %q", got, want)
 	}
